@@ -1,0 +1,192 @@
+"""Database URLs and engines: defaults, redaction, SQLite set-up, retries on lock errors."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import quote
+
+from sqlalchemy import event
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from .errors import ConfigurationError, DatabaseBusyError, DatabaseNotFoundError
+
+DEFAULT_URL = "sqlite+aiosqlite:///./history.db"
+URL_ENV_VAR = "HISTORY_STORE_URL"
+SQLITE_BUSY_TIMEOUT_MS = 5000
+LOCK_RETRY_ATTEMPTS = 8
+
+_DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg"}
+_SUPPORTED = frozenset(_DRIVERS.values())
+
+_T = TypeVar("_T")
+
+BEGIN_OPTION = "history_store_begin"
+"""Execution option naming how an SQLite transaction begins: DEFERRED (default),
+IMMEDIATE (writers) or AUTOCOMMIT (no transaction at all)."""
+_BEGIN_MODES = frozenset({"DEFERRED", "IMMEDIATE", "AUTOCOMMIT"})
+WRITE_OPTIONS = {BEGIN_OPTION: "IMMEDIATE"}
+
+
+def resolve_url(url: str | URL | None = None) -> URL:
+    """The URL to use: ``url``, else ``$HISTORY_STORE_URL``, else ``./history.db``.
+
+    ``sqlite://`` and ``postgresql://`` URLs get the async drivers (aiosqlite, asyncpg).
+    """
+    raw = url if url is not None else os.environ.get(URL_ENV_VAR) or DEFAULT_URL
+    try:
+        parsed = make_url(raw)
+    except ArgumentError as exc:
+        raise ConfigurationError(
+            f"cannot parse database URL {raw!r}: expected for example "
+            "'sqlite+aiosqlite:///history.db' or 'postgresql+asyncpg://user@host/db'"
+        ) from exc
+    name = parsed.drivername
+    if name in _DRIVERS:
+        parsed = parsed.set(drivername=_DRIVERS[name])
+    elif name not in _SUPPORTED:
+        raise ConfigurationError(
+            f"unsupported database URL scheme {name!r} in {redact(parsed)}: "
+            "use sqlite+aiosqlite:///PATH or postgresql+asyncpg://USER@HOST/DB"
+        )
+    return parsed
+
+
+def redact(url: str | URL) -> str:
+    """The URL with its password replaced by ``***``, for messages and logs."""
+    try:
+        parsed = make_url(url) if isinstance(url, str) else url
+    except ArgumentError:
+        return "<unparseable URL>"
+    return parsed.render_as_string(hide_password=True)
+
+
+def dump_json(value: Any) -> str:
+    """JSON as people read it: non-ASCII text is not escaped."""
+    return json.dumps(value, ensure_ascii=False)
+
+
+def is_sqlite(url: URL) -> bool:
+    return url.get_backend_name() == "sqlite"
+
+
+def sqlite_path(url: URL) -> Path | None:
+    """The file behind an SQLite URL, or ``None`` for an in-memory database."""
+    database = url.database or ""
+    if database in ("", ":memory:") or database.startswith("file::memory:"):
+        return None
+    if database.startswith("file:"):
+        database = database[len("file:") :].split("?", 1)[0]
+    return Path(database)
+
+
+def create_sqlite_file(path: Path) -> None:
+    """Create an empty database file readable by its owner only (mode 0600).
+
+    SQLite gives the -wal and -shm files the main file's permissions, so history never
+    becomes readable by other users of the machine.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    except FileExistsError:
+        return
+    os.close(fd)
+
+
+def _configure_sqlite(engine: AsyncEngine, *, read_only: bool) -> None:
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Take over BEGIN from pysqlite so writers can ask for BEGIN IMMEDIATE (below).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA foreign_keys = ON")
+        if read_only:
+            cursor.execute("PRAGMA query_only = ON")
+        else:
+            cursor.execute("PRAGMA journal_mode = WAL")
+            cursor.execute("PRAGMA synchronous = NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        # A writer takes the write lock up front (IMMEDIATE): a deferred transaction that
+        # later tries to write can fail with SQLITE_BUSY at once, without waiting on
+        # busy_timeout. AUTOCOMMIT runs statements outside any transaction (PRAGMAs that
+        # SQLite ignores inside one).
+        mode = connection.get_execution_options().get(BEGIN_OPTION, "DEFERRED")
+        if mode not in _BEGIN_MODES:
+            raise ConfigurationError(f"unknown SQLite begin mode {mode!r}")
+        if mode != "AUTOCOMMIT":
+            connection.exec_driver_sql(f"BEGIN {mode}")
+
+
+def make_engine(url: URL, *, read_only: bool = False) -> AsyncEngine:
+    """A new async engine for ``url``, set up for history_store's access pattern."""
+    if is_sqlite(url):
+        path = sqlite_path(url)
+        if read_only:
+            if path is None or not path.exists():
+                raise DatabaseNotFoundError(
+                    f"no database at {redact(url)}; check the path or --url "
+                    "(read-only commands never create a database)"
+                )
+            url = url.set(
+                database=f"file:{quote(str(path.resolve()))}",
+                query={"mode": "ro", "uri": "true"},
+            )
+        elif path is not None:
+            create_sqlite_file(path)
+        engine = create_async_engine(url, pool_size=8, max_overflow=24, json_serializer=dump_json)
+        _configure_sqlite(engine, read_only=read_only)
+        return engine
+    connect_args: dict[str, Any] = {}
+    if read_only:
+        connect_args["server_settings"] = {"default_transaction_read_only": "on"}
+    return create_async_engine(
+        url,
+        pool_size=10,
+        max_overflow=20,
+        connect_args=connect_args,
+        json_serializer=dump_json,
+    )
+
+
+def is_lock_error(exc: BaseException) -> bool:
+    """True for SQLite's transient 'database is locked/busy' and PostgreSQL deadlocks."""
+    if isinstance(exc, OperationalError):
+        message = str(exc.orig).lower()
+        return "locked" in message or "busy" in message
+    if isinstance(exc, DBAPIError):
+        sqlstate = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+        return sqlstate in ("40P01", "40001")
+    return False
+
+
+async def retry_on_lock(operation: Callable[[], Awaitable[_T]], *, what: str, url: URL) -> _T:
+    """Run ``operation`` (one whole transaction), retrying a bounded number of times on lock
+    errors. Each attempt is all-or-nothing, so a retry never stores anything twice."""
+    delay = 0.01
+    for attempt in range(1, LOCK_RETRY_ATTEMPTS + 1):
+        try:
+            return await operation()
+        except DBAPIError as exc:
+            if not is_lock_error(exc):
+                raise
+            if attempt == LOCK_RETRY_ATTEMPTS:
+                raise DatabaseBusyError(
+                    f"{what} failed: {redact(url)} stayed locked by other writers after "
+                    f"{LOCK_RETRY_ATTEMPTS} attempts. Retry later, or move many concurrent "
+                    "writers to PostgreSQL."
+                ) from exc
+            await asyncio.sleep(delay * (0.5 + random.random()))
+            delay = min(delay * 2, 1.0)
+    raise AssertionError("unreachable")

@@ -1,0 +1,172 @@
+"""How one conversation item maps to a row: its JSON, role, type, plain text and turn.
+
+Items are the SDK's ``TResponseInputItem`` dicts. The JSON is stored exactly as given
+(``__fake_id__``, ``provider_data`` and every other key kept); the other columns are derived
+from it for people reading the tables with SQL.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import InvalidItemError, InvalidSessionIdError
+
+MAX_SESSION_ID_BYTES = 1024
+"""Longest session id accepted, in UTF-8 bytes (PostgreSQL's btree rows must stay small)."""
+
+_TEXT_PART_KEYS = ("text", "refusal", "transcript")
+
+
+@dataclass(frozen=True, slots=True)
+class EncodedItem:
+    """One item ready to insert: the stored JSON and the columns derived from it."""
+
+    item_json: str
+    role: str | None
+    item_type: str
+    text: str | None
+    starts_turn: bool
+
+
+def validate_session_id(session_id: object) -> str:
+    """Return ``session_id`` if every supported database can store it, else raise."""
+    if not isinstance(session_id, str):
+        raise InvalidSessionIdError(
+            f"session_id must be a str, got {type(session_id).__name__}; pass a string id."
+        )
+    if not session_id:
+        raise InvalidSessionIdError("session_id is empty; pass a non-empty string id.")
+    if "\x00" in session_id:
+        raise InvalidSessionIdError(
+            "session_id contains a NUL character, which PostgreSQL cannot store; remove it."
+        )
+    try:
+        size = len(session_id.encode("utf-8"))
+    except UnicodeEncodeError as exc:
+        raise InvalidSessionIdError(
+            "session_id contains a lone surrogate and is not valid UTF-8; "
+            "pass a properly encoded string."
+        ) from exc
+    if size > MAX_SESSION_ID_BYTES:
+        raise InvalidSessionIdError(
+            f"session_id is {size} bytes long; the limit is {MAX_SESSION_ID_BYTES} bytes. "
+            "Use a shorter id (for example a hash of the long one)."
+        )
+    return session_id
+
+
+def _reject_non_finite(value: str) -> Any:
+    raise ValueError(f"{value} is not valid JSON")
+
+
+def dump_item(item: Mapping[str, Any]) -> str:
+    """Serialize an item to the exact JSON text stored in ``hs_items.item``.
+
+    Non-ASCII text is kept readable. A string holding a lone surrogate cannot be stored as
+    UTF-8, so that item alone is written with ASCII escapes: it still round-trips exactly.
+    """
+    text = json.dumps(item, ensure_ascii=False, allow_nan=False)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = json.dumps(item, ensure_ascii=True, allow_nan=False)
+    return text
+
+
+def load_item(item_json: str) -> Any:
+    """Parse stored JSON; raises ``ValueError`` on a corrupt row."""
+    return json.loads(item_json, parse_constant=_reject_non_finite)
+
+
+def _clean_text(text: str) -> str | None:
+    # The text column is a readable extract, so characters no database can store are dropped
+    # here; the exact item stays intact in the JSON column.
+    cleaned = text.replace("\x00", "")
+    try:
+        cleaned.encode("utf-8")
+    except UnicodeEncodeError:
+        cleaned = cleaned.encode("utf-8", "replace").decode("utf-8")
+    return cleaned or None
+
+
+def _content_text(content: Any) -> str | None:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, Sequence):
+        parts = []
+        for part in content:
+            if isinstance(part, Mapping):
+                for key in _TEXT_PART_KEYS:
+                    value = part.get(key)
+                    if isinstance(value, str):
+                        parts.append(value)
+                        break
+            elif isinstance(part, str):
+                parts.append(part)
+        return "\n".join(parts) if parts else None
+    return None
+
+
+def extract_text(item: Mapping[str, Any]) -> str | None:
+    """Plain text of an item, for the ``text`` column and full-text search.
+
+    Messages give their content's text parts; tool calls their arguments; tool outputs their
+    output; reasoning its summary. Anything else gives ``None``.
+    """
+    text: str | None = None
+    if "content" in item and "role" in item:
+        text = _content_text(item.get("content"))
+    elif isinstance(item.get("arguments"), str):
+        text = item["arguments"]
+    elif "output" in item:
+        output = item["output"]
+        text = output if isinstance(output, str) else _content_text(output)
+    elif isinstance(item.get("summary"), list):
+        text = _content_text(item["summary"])
+    return _clean_text(text) if text else None
+
+
+def item_type_of(item: Mapping[str, Any]) -> str:
+    """The item's ``type``; an untyped item with a ``role`` is a ``message``."""
+    value = item.get("type")
+    if isinstance(value, str) and value:
+        return value
+    return "message" if "role" in item else "unknown"
+
+
+def is_user_input(item: Mapping[str, Any]) -> bool:
+    """True for a user-role message: each one starts a new turn."""
+    return item.get("role") == "user" and item_type_of(item) == "message"
+
+
+def encode_items(items: Sequence[Any]) -> list[EncodedItem]:
+    """Validate and encode a batch; raises :class:`InvalidItemError` naming the bad item."""
+    encoded = []
+    for index, item in enumerate(items):
+        if not isinstance(item, Mapping):
+            raise InvalidItemError(
+                f"item {index} is a {type(item).__name__}, not a dict; "
+                "session items must be JSON objects (the SDK's input item dicts)."
+            )
+        try:
+            item_json = dump_item(item)
+        except (TypeError, ValueError) as exc:
+            raise InvalidItemError(
+                f"item {index} cannot be stored as JSON: {exc}. "
+                "Convert it to plain dicts, lists, strings and finite numbers first; "
+                "nothing of this batch was stored."
+            ) from exc
+        role = item.get("role")
+        encoded.append(
+            EncodedItem(
+                item_json=item_json,
+                role=_clean_text(role) if isinstance(role, str) else None,
+                item_type=_clean_text(item_type_of(item)) or "unknown",
+                text=extract_text(item),
+                starts_turn=is_user_input(item),
+            )
+        )
+    return encoded

@@ -1,0 +1,101 @@
+"""The exceptions history_store raises.
+
+Every error derives from :class:`HistoryStoreError`, so ``except HistoryStoreError`` catches
+anything this library raises on purpose. Each message says what went wrong and what to do.
+"""
+
+from __future__ import annotations
+
+from agents.exceptions import UserError
+
+__all__ = [
+    "HistoryStoreError",
+    "ConfigurationError",
+    "SchemaOutOfDateError",
+    "InvalidArgumentError",
+    "InvalidItemError",
+    "InvalidSessionIdError",
+    "SessionNotFoundError",
+    "DatabaseNotFoundError",
+    "ReadOnlyQueryError",
+    "StoreClosedError",
+    "DatabaseBusyError",
+    "ServerManagedStateError",
+    "ImportFormatError",
+]
+
+
+class HistoryStoreError(Exception):
+    """Base class of every error raised by history_store."""
+
+
+class ConfigurationError(HistoryStoreError):
+    """A URL, option or setting is not usable (unknown driver, bad ``migrate`` value, ...)."""
+
+
+class SchemaOutOfDateError(HistoryStoreError):
+    """The database schema is not at the revision this version of history_store expects.
+
+    Attributes:
+        current: the revision the database is at (``None`` for an empty database).
+        expected: the revision the code expects (the head of the bundled migrations).
+        command: the exact shell command that brings the database to ``expected``.
+    """
+
+    def __init__(self, message: str, *, current: str | None, expected: str, command: str):
+        super().__init__(message)
+        self.current = current
+        self.expected = expected
+        self.command = command
+
+
+class InvalidArgumentError(HistoryStoreError, ValueError):
+    """An argument is out of range or of the wrong kind (a negative ``limit``, ...)."""
+
+
+class InvalidItemError(InvalidArgumentError):
+    """An item cannot be stored as JSON (not a dict, not serializable, NaN, ...).
+
+    Nothing of the batch it came in is stored.
+    """
+
+
+class InvalidSessionIdError(InvalidArgumentError):
+    """A session id is empty, too long, or holds a character databases cannot store (NUL)."""
+
+
+class SessionNotFoundError(HistoryStoreError, LookupError):
+    """The named session does not exist in the database."""
+
+
+class DatabaseNotFoundError(HistoryStoreError, FileNotFoundError):
+    """A read-only operation named an SQLite file that does not exist (it is never created)."""
+
+
+class ReadOnlyQueryError(HistoryStoreError):
+    """A read-only SQL entry point was given a statement that writes, or invalid SQL."""
+
+
+class StoreClosedError(HistoryStoreError, RuntimeError):
+    """The store (or a session of it) was used after ``close()``."""
+
+
+class DatabaseBusyError(HistoryStoreError):
+    """The database stayed locked by other writers beyond the retry budget."""
+
+
+class ImportFormatError(HistoryStoreError, ValueError):
+    """An export file is not in a format this version can read."""
+
+
+class ServerManagedStateError(HistoryStoreError, UserError):
+    """Server-managed conversation state was requested for a Chat Completions backend.
+
+    Chat Completions keeps no state on the server, so ``previous_response_id``,
+    ``conversation_id`` and ``auto_previous_response_id`` would be dropped and the model would
+    see only the new input. Pass history through a session instead, or use a Responses model.
+    """
+
+    def __init__(self, message: str) -> None:
+        # UserError's constructor sets ``message`` and the SDK's ``run_data``.
+        UserError.__init__(self, message)

@@ -1,0 +1,155 @@
+"""HistoryStore: one database, its engines, and the sessions that live in it."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import weakref
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from agents.memory import SessionSettings
+from sqlalchemy.engine import URL
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from ._engine import is_sqlite, make_engine, redact, resolve_url
+from .errors import ConfigurationError, StoreClosedError
+from .schema import MigrateMode, ensure_schema
+
+if TYPE_CHECKING:
+    from .session import HistorySession
+
+DEFAULT_SESSION_ID = "default"
+
+
+class HistoryStore:
+    """A database of conversation histories, shared by all the sessions opened from it.
+
+    Args:
+        url: SQLAlchemy URL. Default: ``$HISTORY_STORE_URL``, else
+            ``sqlite+aiosqlite:///./history.db``. ``sqlite://`` and ``postgresql://`` get the
+            async drivers (aiosqlite, asyncpg).
+        migrate: ``"auto"`` upgrades the schema to the newest revision on first use (the
+            default for SQLite); ``"check"`` raises :class:`SchemaOutOfDateError` naming the
+            command to run instead (the default for server databases, whose schema changes
+            belong to a deploy step).
+        default_session_id: the id :meth:`session` uses when given none.
+
+    One async engine (and connection pool) serves every session of the store. Async engines
+    belong to an event loop, so a store used from several loops (``Runner.run_sync`` in
+    threads) keeps one engine per loop. Close the store with ``await store.close()`` or
+    ``async with HistoryStore(...) as store:``.
+    """
+
+    def __init__(
+        self,
+        url: str | URL | None = None,
+        *,
+        migrate: MigrateMode | None = None,
+        default_session_id: str = DEFAULT_SESSION_ID,
+    ) -> None:
+        self._url = resolve_url(url)
+        if migrate is None:
+            migrate = "auto" if is_sqlite(self._url) else "check"
+        if migrate not in ("auto", "check"):
+            raise ConfigurationError(f"migrate must be 'auto' or 'check', not {migrate!r}")
+        self._migrate: MigrateMode = migrate
+        self.default_session_id = default_session_id
+        self._engines: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncEngine] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._engines_lock = threading.Lock()
+        self._schema_ready = False
+        self._closed = False
+
+    @property
+    def url(self) -> str:
+        """The database URL, password hidden."""
+        return redact(self._url)
+
+    @property
+    def sqlalchemy_url(self) -> URL:
+        """The full database URL (with password) as a SQLAlchemy ``URL``."""
+        return self._url
+
+    @property
+    def dialect(self) -> str:
+        """``"sqlite"`` or ``"postgresql"``."""
+        return self._url.get_backend_name()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def __repr__(self) -> str:
+        return f"HistoryStore({self.url!r})"
+
+    def session(
+        self,
+        session_id: str | None = None,
+        *,
+        session_settings: SessionSettings | dict[str, Any] | None = None,
+    ) -> HistorySession:
+        """A session of this store, for ``Runner.run(..., session=...)``.
+
+        No database work happens until the session is used.
+        """
+        from .session import HistorySession
+
+        return HistorySession(
+            session_id if session_id is not None else self.default_session_id,
+            store=self,
+            session_settings=session_settings,
+        )
+
+    def _engine_for_running_loop(self) -> AsyncEngine:
+        if self._closed:
+            raise StoreClosedError(f"{self!r} is closed; open a new HistoryStore")
+        loop = asyncio.get_running_loop()
+        with self._engines_lock:
+            engine = self._engines.get(loop)
+            if engine is None:
+                engine = make_engine(self._url)
+                self._engines[loop] = engine
+            return engine
+
+    async def engine(self) -> AsyncEngine:
+        """The engine for the running event loop, the schema checked or migrated once."""
+        engine = self._engine_for_running_loop()
+        if not self._schema_ready:
+            await ensure_schema(engine, self._url, self._migrate)
+            self._schema_ready = True
+        return engine
+
+    async def close(self) -> None:
+        """Close every connection of the store. Sessions of a closed store raise on use."""
+        self._closed = True
+        with self._engines_lock:
+            engines = list(self._engines.items())
+            self._engines.clear()
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        for loop, engine in engines:
+            if loop is running:
+                await engine.dispose()
+            elif loop.is_running():
+                future = asyncio.run_coroutine_threadsafe(engine.dispose(), loop)
+                await asyncio.wrap_future(future)
+            else:
+                # The loop that owns these connections is stopped: their driver objects
+                # cannot be awaited from here, so the pool is dropped and they close as
+                # they are collected.
+                await engine.dispose(close=False)
+
+    async def __aenter__(self) -> HistoryStore:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.close()

@@ -1,0 +1,65 @@
+"""The tables history_store keeps, as SQLAlchemy Core objects.
+
+This module describes the schema at the newest revision; the schema in a database is created
+and changed only by the Alembic revisions in ``migrations/``. ``docs/schema.md`` documents
+every column.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    DateTime,
+    ForeignKey,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+sessions = Table(
+    "hs_sessions",
+    metadata,
+    Column("session_id", String(1024), primary_key=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False, index=True),
+    Column("metadata", JSON, nullable=True),
+    # Items currently stored, and user turns seen so far.
+    Column("item_count", Integer, nullable=False, server_default="0"),
+    Column("turn_count", Integer, nullable=False, server_default="0"),
+    # Highest seq ever handed out: seq never goes back, even after pop_item.
+    Column("last_seq", BigInteger, nullable=False, server_default="0"),
+)
+
+items = Table(
+    "hs_items",
+    metadata,
+    Column(
+        "session_id",
+        String(1024),
+        ForeignKey("hs_sessions.session_id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    # The only ordering key: (session_id, seq) is the primary key, so reading the latest N
+    # items walks N index entries whatever the session's size.
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("turn", Integer, nullable=False),
+    Column("role", Text, nullable=True),
+    Column("item_type", Text, nullable=False),
+    Column("text", Text, nullable=True),
+    Column("item", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)

@@ -1,0 +1,110 @@
+"""Shared fixtures: real SQLite files in temp dirs, the local PostgreSQL, a stub model server.
+
+PostgreSQL tests use ``$HISTORY_STORE_TEST_PG_URL`` (default: the local ``test`` database).
+When the server is unreachable they skip, unless that variable is set: then they fail, so CI
+can never pass by skipping them. Each test gets an empty ``public`` schema.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+from agents import set_tracing_disabled
+from openai import AsyncOpenAI
+from sqlalchemy.engine import make_url
+
+from history_store import HistoryStore
+from history_store.testing import StubModelServer
+
+PG_ENV = "HISTORY_STORE_TEST_PG_URL"
+DEFAULT_PG_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+
+set_tracing_disabled(True)
+
+
+def pg_test_url() -> str:
+    return os.environ.get(PG_ENV) or DEFAULT_PG_URL
+
+
+def _asyncpg_dsn(url: str) -> str:
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+async def reset_pg_schema(url: str) -> None:
+    """Drop everything in the test database's public schema."""
+    connection = await asyncpg.connect(_asyncpg_dsn(url), timeout=5)
+    try:
+        await connection.execute("DROP SCHEMA IF EXISTS public CASCADE; CREATE SCHEMA public;")
+    finally:
+        await connection.close()
+
+
+_pg_unreachable: str | None = None
+_pg_checked = False
+
+
+def _require_pg() -> str:
+    global _pg_checked, _pg_unreachable
+    url = pg_test_url()
+    if not _pg_checked:
+        _pg_checked = True
+        try:
+            asyncio.run(reset_pg_schema(url))
+        except (OSError, asyncpg.PostgresError, asyncio.TimeoutError) as exc:
+            _pg_unreachable = f"PostgreSQL at {make_url(url)!r} is unreachable: {exc!r}"
+    if _pg_unreachable is not None:
+        if os.environ.get(PG_ENV):
+            pytest.fail(f"{PG_ENV} is set but {_pg_unreachable}")
+        pytest.skip(f"{_pg_unreachable}; set {PG_ENV} to require it")
+    return url
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite+aiosqlite:///{tmp_path / 'history.db'}"
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    url = _require_pg()
+    asyncio.run(reset_pg_schema(url))
+    yield url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Each test using this runs once on an SQLite file and once on PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp_path / 'history.db'}"
+    url = _require_pg()
+    asyncio.run(reset_pg_schema(url))
+    return url
+
+
+@pytest.fixture
+async def store(db_url: str) -> AsyncIterator[HistoryStore]:
+    async with HistoryStore(db_url, migrate="auto") as opened:
+        yield opened
+
+
+@pytest.fixture(scope="session")
+def stub_server() -> Iterator[StubModelServer]:
+    with StubModelServer() as server:
+        yield server
+
+
+@pytest.fixture
+def stub(stub_server: StubModelServer) -> StubModelServer:
+    """The loopback model server, emptied of earlier tests' requests and scripts."""
+    stub_server.reset()
+    return stub_server
+
+
+@pytest.fixture
+def openai_client(stub: StubModelServer) -> AsyncOpenAI:
+    return AsyncOpenAI(base_url=stub.base_url, api_key="stub-key", max_retries=0)

@@ -1,4 +1,9 @@
-"""The ``history-store`` command line: each command wraps a public library function."""
+"""The ``history-store`` command line: each command wraps a public library function.
+
+Commands live in small modules; each exposes ``register(commands, common)``, which adds its
+sub-parsers to ``commands`` with ``common`` (``--url``, ``--json``) as a parent and sets
+``handler``: an async function taking the parsed arguments and returning the exit code.
+"""
 
 from __future__ import annotations
 
@@ -7,17 +12,61 @@ import asyncio
 import sys
 from collections.abc import Sequence
 
+from . import _cli_migrate
+from .errors import HistoryStoreError
+
+
+def _common_options() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    # SUPPRESS lets `--url` stand before or after the command name.
+    common.add_argument(
+        "--url",
+        default=argparse.SUPPRESS,
+        help="database URL (default: $HISTORY_STORE_URL, else sqlite+aiosqlite:///./history.db)",
+    )
+    common.add_argument(
+        "--json",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="print JSON for scripts instead of a table",
+    )
+    return common
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = _common_options()
+    parser = argparse.ArgumentParser(
+        prog="history-store",
+        description="Inspect and manage Agents SDK conversation history kept by history_store.",
+        parents=[common],
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    demo = commands.add_parser(
+        "demo", parents=[common], help="run the offline demo", description="Run the offline demo."
+    )
+    demo.set_defaults(handler=_demo)
+    _cli_migrate.register(commands, common)
+    return parser
+
+
+async def _demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    await run_demo()
+    return 0
+
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="history-store")
-    commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("demo", help="run the offline demo")
-    args = parser.parse_args(argv)
-    if args.command == "demo":
-        from .demo import run_demo
-
-        asyncio.run(run_demo())
-    return 0
+    args = build_parser().parse_args(argv)
+    args.url = getattr(args, "url", None)
+    args.json = getattr(args, "json", False)
+    try:
+        code: int = asyncio.run(args.handler(args))
+    except HistoryStoreError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return code
 
 
 if __name__ == "__main__":

@@ -6,10 +6,14 @@ SQLite or PostgreSQL and hands it back through the SDK's ``Session`` protocol.
 
 from __future__ import annotations
 
+from ._backend import is_chat_completions
+from ._chat import chat
+from ._install import install, installed, uninstall
 from .errors import (
     ConfigurationError,
     DatabaseBusyError,
     DatabaseNotFoundError,
+    DatabaseUnavailableError,
     HistoryStoreError,
     ImportFormatError,
     InvalidArgumentError,
@@ -21,8 +25,13 @@ from .errors import (
     SessionNotFoundError,
     StoreClosedError,
 )
+from .guard import StrictModel, StrictModelProvider, strict_model
+from .inspect import search, sessions, show, sql, stats
+from .maintenance import delete, prune
+from .runner import Runner, default_store, session_used
 from .session import HistorySession
 from .store import HistoryStore
+from .transfer import export, import_
 
 __version__ = "0.1.0"
 
@@ -33,6 +42,7 @@ __all__ = [
     "ConfigurationError",
     "DatabaseBusyError",
     "DatabaseNotFoundError",
+    "DatabaseUnavailableError",
     "ImportFormatError",
     "InvalidArgumentError",
     "InvalidItemError",
@@ -42,5 +52,25 @@ __all__ = [
     "ServerManagedStateError",
     "SessionNotFoundError",
     "StoreClosedError",
+    "Runner",
+    "default_store",
+    "session_used",
+    "install",
+    "uninstall",
+    "installed",
+    "strict_model",
+    "StrictModel",
+    "StrictModelProvider",
+    "is_chat_completions",
+    "sessions",
+    "show",
+    "search",
+    "sql",
+    "stats",
+    "export",
+    "import_",
+    "delete",
+    "prune",
+    "chat",
     "__version__",
 ]

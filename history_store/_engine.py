@@ -15,8 +15,14 @@ from sqlalchemy import event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import NullPool
 
-from .errors import ConfigurationError, DatabaseBusyError, DatabaseNotFoundError
+from .errors import (
+    ConfigurationError,
+    DatabaseBusyError,
+    DatabaseNotFoundError,
+    DatabaseUnavailableError,
+)
 
 DEFAULT_URL = "sqlite+aiosqlite:///./history.db"
 URL_ENV_VAR = "HISTORY_STORE_URL"
@@ -125,12 +131,25 @@ def _configure_sqlite(engine: AsyncEngine, *, read_only: bool) -> None:
         mode = connection.get_execution_options().get(BEGIN_OPTION, "DEFERRED")
         if mode not in _BEGIN_MODES:
             raise ConfigurationError(f"unknown SQLite begin mode {mode!r}")
-        if mode != "AUTOCOMMIT":
-            connection.exec_driver_sql(f"BEGIN {mode}")
+        # Constant statements only: no SQL is built from values (tests/test_security.py).
+        if mode == "IMMEDIATE":
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+        elif mode == "DEFERRED":
+            connection.exec_driver_sql("BEGIN DEFERRED")
 
 
-def make_engine(url: URL, *, read_only: bool = False) -> AsyncEngine:
-    """A new async engine for ``url``, set up for history_store's access pattern."""
+def _pool_options(pooled: bool, size: int, overflow: int) -> dict[str, Any]:
+    if not pooled:
+        return {"poolclass": NullPool}
+    return {"pool_size": size, "max_overflow": overflow}
+
+
+def make_engine(url: URL, *, read_only: bool = False, pooled: bool = True) -> AsyncEngine:
+    """A new async engine for ``url``, set up for history_store's access pattern.
+
+    ``pooled=False`` opens a connection per use and keeps none idle, for an event loop that
+    cannot be relied on to close a pool before it ends (see ``_loop_engines``).
+    """
     if is_sqlite(url):
         path = sqlite_path(url)
         if read_only:
@@ -145,7 +164,7 @@ def make_engine(url: URL, *, read_only: bool = False) -> AsyncEngine:
             )
         elif path is not None:
             create_sqlite_file(path)
-        engine = create_async_engine(url, pool_size=8, max_overflow=24, json_serializer=dump_json)
+        engine = create_async_engine(url, json_serializer=dump_json, **_pool_options(pooled, 8, 24))
         _configure_sqlite(engine, read_only=read_only)
         return engine
     connect_args: dict[str, Any] = {}
@@ -153,10 +172,18 @@ def make_engine(url: URL, *, read_only: bool = False) -> AsyncEngine:
         connect_args["server_settings"] = {"default_transaction_read_only": "on"}
     return create_async_engine(
         url,
-        pool_size=10,
-        max_overflow=20,
         connect_args=connect_args,
         json_serializer=dump_json,
+        **_pool_options(pooled, 10, 20),
+    )
+
+
+def unavailable(url: URL, exc: BaseException) -> DatabaseUnavailableError:
+    """The error for a database that cannot be reached or opened, its password hidden."""
+    reason = exc.orig if isinstance(exc, DBAPIError) else exc
+    return DatabaseUnavailableError(
+        f"cannot open the database at {redact(url)}: {reason}. Check that the server is "
+        "running and reachable, and the user, password and database name."
     )
 
 

@@ -77,8 +77,15 @@ def dump_item(item: Mapping[str, Any]) -> str:
 
 
 def load_item(item_json: str) -> Any:
-    """Parse stored JSON; raises ``ValueError`` on a corrupt row."""
-    return json.loads(item_json, parse_constant=_reject_non_finite)
+    """Parse stored JSON; raises ``ValueError`` on a corrupt row.
+
+    Only a JSON object is an item: anything else (an array, a bare string) would crash the
+    SDK's input handling later, so it counts as corrupt too.
+    """
+    value = json.loads(item_json, parse_constant=_reject_non_finite)
+    if not isinstance(value, dict):
+        raise ValueError(f"stored item is a JSON {type(value).__name__}, not an object")
+    return value
 
 
 def _clean_text(text: str) -> str | None:
@@ -142,6 +149,27 @@ def is_user_input(item: Mapping[str, Any]) -> bool:
     return item.get("role") == "user" and item_type_of(item) == "message"
 
 
+def _inexact_part(item: Mapping[str, Any]) -> str | None:
+    """What ``json.dumps`` would silently change in ``item``, or ``None``.
+
+    JSON turns a non-str key into a str (``{1: "a", "1": "b"}`` would load back as
+    ``{"1": "b"}``: data lost) and a tuple into a list, so such items would not come back as
+    given. Call only after ``json.dumps`` succeeded: it has already refused cycles.
+    """
+    stack: list[Any] = [item]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, tuple):
+            return f"a tuple {value!r:.60} (use a list)"
+        children = value.values() if isinstance(value, Mapping) else value
+        if isinstance(value, Mapping):
+            for key in value:
+                if not isinstance(key, str):
+                    return f"the {type(key).__name__} key {key!r:.60} (keys must be str)"
+        stack.extend(child for child in children if isinstance(child, (Mapping, list, tuple)))
+    return None
+
+
 def encode_items(items: Sequence[Any]) -> list[EncodedItem]:
     """Validate and encode a batch; raises :class:`InvalidItemError` naming the bad item."""
     encoded = []
@@ -151,14 +179,21 @@ def encode_items(items: Sequence[Any]) -> list[EncodedItem]:
                 f"item {index} is a {type(item).__name__}, not a dict; "
                 "session items must be JSON objects (the SDK's input item dicts)."
             )
+        # RecursionError: nested deeper than the interpreter can encode; refused like the rest.
         try:
             item_json = dump_item(item)
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, RecursionError) as exc:
             raise InvalidItemError(
                 f"item {index} cannot be stored as JSON: {exc}. "
                 "Convert it to plain dicts, lists, strings and finite numbers first; "
                 "nothing of this batch was stored."
             ) from exc
+        inexact = _inexact_part(item)
+        if inexact is not None:
+            raise InvalidItemError(
+                f"item {index} holds {inexact}, which JSON would not give back as it was; "
+                "nothing of this batch was stored."
+            )
         role = item.get("role")
         encoded.append(
             EncodedItem(

@@ -12,7 +12,7 @@ import asyncio
 import sys
 from collections.abc import Sequence
 
-from . import _cli_migrate
+from . import _cli_inspect, _cli_migrate
 from .errors import HistoryStoreError
 
 
@@ -47,6 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.set_defaults(handler=_demo)
     _cli_migrate.register(commands, common)
+    _cli_inspect.register(commands, common)
     return parser
 
 

@@ -1,28 +1,87 @@
-"""The offline demo behind ``make demo`` / ``history-store demo``."""
+"""The demo behind ``make demo`` / ``history-store demo``.
+
+Three turns on a Chat Completions model through :class:`history_store.Runner`, which attaches
+the history by itself; then the guard refusing a ``previous_response_id`` the model would have
+dropped; then the stored history, read back with plain SQL.
+
+Offline by default: the model is the loopback :class:`~history_store.testing.StubModelServer`,
+whose replies say how many messages it was sent. With ``OPENAI_API_KEY`` set it talks to
+OpenAI instead, or to ``OPENAI_BASE_URL`` (a local Ollama, vLLM...), with the model named by
+``HISTORY_STORE_DEMO_MODEL`` (default ``gpt-4o-mini``).
+"""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sqlite3
 import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from agents import Agent, OpenAIChatCompletionsModel, Runner, set_tracing_disabled
+from agents import Agent, OpenAIChatCompletionsModel, set_tracing_disabled
 from openai import AsyncOpenAI
 
+from .errors import ServerManagedStateError
+from .runner import Runner
 from .store import HistoryStore
 from .testing import StubModelServer
 
+__all__ = ["run_demo", "DEMO_MODEL_ENV", "DEFAULT_DEMO_MODEL", "TURNS"]
 
-async def run_demo(print_line: object = print) -> None:
-    """A three-turn conversation on a Chat Completions model, history kept in SQLite."""
-    out = print_line if callable(print_line) else print
-    set_tracing_disabled(True)
-    with tempfile.TemporaryDirectory() as directory, StubModelServer() as server:
-        url = f"sqlite+aiosqlite:///{Path(directory) / 'demo.db'}"
+DEMO_MODEL_ENV = "HISTORY_STORE_DEMO_MODEL"
+DEFAULT_DEMO_MODEL = "gpt-4o-mini"
+TURNS = ("My name is Ada and I like chess.", "What is my name?", "And what do I like?")
+HISTORY_SQL = "SELECT turn, seq, role, text FROM hs_items WHERE session_id = ? ORDER BY seq"
+
+
+@contextlib.contextmanager
+def _model_client() -> Iterator[tuple[AsyncOpenAI, str, str]]:
+    """The client, model name and a description of where requests go."""
+    if os.environ.get("OPENAI_API_KEY"):
+        # AsyncOpenAI reads OPENAI_API_KEY and OPENAI_BASE_URL itself.
+        client = AsyncOpenAI()
+        yield client, os.environ.get(DEMO_MODEL_ENV, DEFAULT_DEMO_MODEL), str(client.base_url)
+        return
+    with StubModelServer() as server:
         client = AsyncOpenAI(base_url=server.base_url, api_key="offline", max_retries=0)
-        agent = Agent(name="demo", model=OpenAIChatCompletionsModel("stub-model", client))
-        async with HistoryStore(url) as store:
-            session = store.session("demo")
-            for text in ("My name is Ada.", "What is my name?", "Thanks!"):
-                result = await Runner.run(agent, text, session=session)
-                out(f"user: {text}\nmodel: {result.final_output}")
-            out(f"stored items: {len(await session.get_items())}")
+        yield client, "stub-model", f"the offline stub model at {server.base_url}"
+
+
+def _print_history(database: Path, session_id: str, out: Callable[[str], object]) -> None:
+    query = HISTORY_SQL.replace("?", f"'{session_id}'")
+    out(f'\n$ sqlite3 {database.name} "{query}"')
+    with contextlib.closing(sqlite3.connect(database)) as connection:
+        rows = connection.execute(HISTORY_SQL, (session_id,)).fetchall()
+    out(f"{'turn':>4}  {'seq':>3}  {'role':<9}  text")
+    for turn, seq, role, text in rows:
+        shown = (text or "").replace("\n", " ")
+        out(f"{turn:>4}  {seq:>3}  {role or '-':<9}  {shown[:70]}")
+
+
+async def run_demo(print_line: Callable[[str], object] = print) -> None:
+    """Run the demo, printing through ``print_line``."""
+    out = print_line
+    set_tracing_disabled(True)
+    with tempfile.TemporaryDirectory() as directory, _model_client() as (client, name, where):
+        database = Path(directory) / "demo.db"
+        agent = Agent(
+            name="assistant",
+            instructions="Answer in one short sentence.",
+            model=OpenAIChatCompletionsModel(name, client),
+        )
+        out(f"Model: {name} over Chat Completions, via {where}")
+        out(f"History: {database.name} (SQLite)\n")
+        async with HistoryStore(f"sqlite+aiosqlite:///{database}") as store:
+            for text in TURNS:
+                # No session passed: the runner sees a Chat Completions model and attaches
+                # store.session("demo") so each turn carries the earlier ones.
+                result = await Runner.run(agent, text, store=store, session_id="demo")
+                out(f"user:      {text}\nassistant: {result.final_output}")
+
+            out("\nNow the same model with previous_response_id, the server-side way:")
+            try:
+                await Runner.run(agent, "What is my name?", previous_response_id="resp_123")
+            except ServerManagedStateError as refusal:
+                out(f"refused before any request: {refusal}")
+        _print_history(database, "demo", out)

@@ -20,6 +20,7 @@ __all__ = [
     "ReadOnlyQueryError",
     "StoreClosedError",
     "DatabaseBusyError",
+    "DatabaseUnavailableError",
     "ServerManagedStateError",
     "ImportFormatError",
 ]
@@ -78,6 +79,11 @@ class ReadOnlyQueryError(HistoryStoreError):
 
 class StoreClosedError(HistoryStoreError, RuntimeError):
     """The store (or a session of it) was used after ``close()``."""
+
+
+class DatabaseUnavailableError(HistoryStoreError, ConnectionError):
+    """The database could not be reached or opened (server down, wrong port, user, password
+    or database name). The message names the URL with its password hidden."""
 
 
 class DatabaseBusyError(HistoryStoreError):

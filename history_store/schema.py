@@ -16,7 +16,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import text
+from sqlalchemy import inspect, text
 from sqlalchemy.engine import URL, Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -197,13 +197,36 @@ def _out_of_date(url: URL, found: str | None) -> SchemaOutOfDateError:
     return SchemaOutOfDateError(message, current=found, expected=expected, command=command_text)
 
 
+def _unrecorded(url: URL) -> SchemaOutOfDateError:
+    # Tables made outside the migrations (metadata.create_all, a restored dump without
+    # alembic_version): upgrading would fail on CREATE TABLE, so say how to record them.
+    head = head_revision()
+    command_text = f"history-store --url '{redact(url)}' db stamp {head}"
+    return SchemaOutOfDateError(
+        f"the database at {redact(url)} has history_store tables but no recorded schema "
+        f"revision (they were not created by its migrations). If they match revision {head!r}, "
+        f"run: {command_text}; otherwise copy the data into a database made by "
+        "`history-store db upgrade`.",
+        current=None,
+        expected=head,
+        command=command_text,
+    )
+
+
 async def ensure_schema(engine: AsyncEngine, url: URL, mode: MigrateMode) -> None:
     """Bring the schema to head (``auto``) or verify it is there (``check``)."""
     expected = head_revision()
     async with engine.connect() as connection:
+        # Tables first, revision second: a migration committed by another process between
+        # the two reads then shows up as a recorded revision, never as unrecorded tables
+        # (PostgreSQL's read committed gives each statement a fresh snapshot).
+        has_tables = await connection.run_sync(lambda sync: inspect(sync).has_table("hs_sessions"))
         found = await connection.run_sync(current_revision_sync)
+        unrecorded = found is None and has_tables
     if found == expected:
         return
+    if unrecorded:
+        raise _unrecorded(url)
     if mode == "check" or found not in {None, *(r.revision for r in history())}:
         raise _out_of_date(url, found)
 

@@ -16,7 +16,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from . import tables
+from . import _fastpath, tables
 from ._engine import WRITE_OPTIONS, retry_on_lock
 from ._items import encode_items, is_user_input, load_item, validate_session_id
 from .errors import InvalidArgumentError
@@ -189,14 +189,28 @@ class HistorySession:
 
     # -- writes ------------------------------------------------------------------------------
 
-    async def _write(self, what: str, operation: Any) -> Any:
-        engine = await self.store.engine()
+    async def _write(self, what: str, operation: Any, on_sqlite: Any = None) -> Any:
+        """Run ``operation(connection)`` as one transaction, retried on lock errors.
 
-        async def attempt() -> Any:
+        On SQLite the transaction's body is ``on_sqlite(connection)`` when given: the same
+        statements as one driver round trip (see ``_fastpath``), and writers of this process
+        queue on one lock before asking SQLite for its write lock.
+        """
+        engine = await self.store.engine()
+        sqlite = engine.dialect.name == "sqlite"
+        body = on_sqlite if sqlite and on_sqlite is not None else operation
+
+        async def transaction() -> Any:
             async with engine.connect() as connection:
                 await connection.execution_options(**WRITE_OPTIONS)
                 async with connection.begin():
-                    return await operation(connection)
+                    return await body(connection)
+
+        async def attempt() -> Any:
+            if not sqlite:
+                return await transaction()
+            async with _fastpath.write_lock(engine):
+                return await transaction()
 
         return await _finish_even_if_cancelled(
             retry_on_lock(attempt, what=what, url=self.store.sqlalchemy_url)
@@ -254,7 +268,12 @@ class HistorySession:
                 )
             await connection.execute(_items.insert(), rows)
 
-        await self._write("add_items", insert)
+        async def insert_sqlite(connection: AsyncConnection) -> None:
+            await _fastpath.run_on_driver(
+                connection, _fastpath.add_rows, self.session_id, encoded, user_inputs, _utcnow()
+            )
+
+        await self._write("add_items", insert, insert_sqlite)
 
     async def pop_item(
         self, *, wrapper: RunContextWrapper[Any] | None = None
@@ -290,7 +309,30 @@ class HistorySession:
                     return None
                 below = rows[-1][0]
 
-        result: TResponseInputItem | None = await self._write("pop_item", pop)
+        def decode(seq: int, item_json: str) -> Any:
+            try:
+                return load_item(item_json)
+            except ValueError:
+                logger.warning(
+                    "pop_item skipped corrupt item in session %r at seq %d", self.session_id, seq
+                )
+                return _fastpath.CORRUPT
+
+        def starts_turn(item: Any) -> bool:
+            return isinstance(item, Mapping) and is_user_input(item)
+
+        async def pop_sqlite(connection: AsyncConnection) -> Any:
+            return await _fastpath.run_on_driver(
+                connection,
+                _fastpath.pop_row,
+                self.session_id,
+                _TAIL_WINDOW,
+                decode,
+                starts_turn,
+                _utcnow(),
+            )
+
+        result: TResponseInputItem | None = await self._write("pop_item", pop, pop_sqlite)
         return result
 
     async def _forget(self, connection: AsyncConnection, seq: int, turn: int, item: Any) -> None:

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
-import threading
-import weakref
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from agents.memory import SessionSettings
 from sqlalchemy.engine import URL
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from ._engine import is_sqlite, make_engine, redact, resolve_url
+from ._engine import is_sqlite, make_engine, redact, resolve_url, unavailable
+from ._loop_engines import LoopEngines
 from .errors import ConfigurationError, StoreClosedError
 from .schema import MigrateMode, ensure_schema
 
@@ -55,10 +54,7 @@ class HistoryStore:
             raise ConfigurationError(f"migrate must be 'auto' or 'check', not {migrate!r}")
         self._migrate: MigrateMode = migrate
         self.default_session_id = default_session_id
-        self._engines: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncEngine] = (
-            weakref.WeakKeyDictionary()
-        )
-        self._engines_lock = threading.Lock()
+        self._engines = LoopEngines(lambda pooled: make_engine(self._url, pooled=pooled))
         self._schema_ready = False
         self._closed = False
 
@@ -102,46 +98,30 @@ class HistoryStore:
             session_settings=session_settings,
         )
 
-    def _engine_for_running_loop(self) -> AsyncEngine:
+    async def engine(self) -> AsyncEngine:
+        """The engine for the running event loop, the schema checked or migrated once.
+
+        Each loop's engine is closed inside that loop when the loop ends (see
+        ``_loop_engines``), so ``asyncio.run`` per call and ``Runner.run_sync`` in threads
+        leave no connections behind.
+        """
         if self._closed:
             raise StoreClosedError(f"{self!r} is closed; open a new HistoryStore")
-        loop = asyncio.get_running_loop()
-        with self._engines_lock:
-            engine = self._engines.get(loop)
-            if engine is None:
-                engine = make_engine(self._url)
-                self._engines[loop] = engine
-            return engine
-
-    async def engine(self) -> AsyncEngine:
-        """The engine for the running event loop, the schema checked or migrated once."""
-        engine = self._engine_for_running_loop()
+        engine = await self._engines.get()
         if not self._schema_ready:
-            await ensure_schema(engine, self._url, self._migrate)
+            try:
+                await ensure_schema(engine, self._url, self._migrate)
+            except (OSError, DBAPIError) as exc:
+                # The first contact with the database: name it (password hidden) and what to
+                # check, rather than a bare driver error.
+                raise unavailable(self._url, exc) from exc
             self._schema_ready = True
         return engine
 
     async def close(self) -> None:
         """Close every connection of the store. Sessions of a closed store raise on use."""
         self._closed = True
-        with self._engines_lock:
-            engines = list(self._engines.items())
-            self._engines.clear()
-        try:
-            running = asyncio.get_running_loop()
-        except RuntimeError:
-            running = None
-        for loop, engine in engines:
-            if loop is running:
-                await engine.dispose()
-            elif loop.is_running():
-                future = asyncio.run_coroutine_threadsafe(engine.dispose(), loop)
-                await asyncio.wrap_future(future)
-            else:
-                # The loop that owns these connections is stopped: their driver objects
-                # cannot be awaited from here, so the pool is dropped and they close as
-                # they are collected.
-                await engine.dispose(close=False)
+        await self._engines.dispose_all()
 
     async def __aenter__(self) -> HistoryStore:
         return self

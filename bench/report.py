@@ -1,0 +1,197 @@
+"""The targets of issue 6, checked against a result, and the printed table."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+from .impls import OURS
+
+Target = tuple[str, str, Callable[[dict[str, Any]], float], str, float]
+"""(id, description, value getter, comparison ">=" or "<=", threshold)."""
+
+
+def _speedup(workload: str, other: str) -> Callable[[dict[str, Any]], float]:
+    return lambda r: float(r[workload]["results"][other]["speedup_vs"])
+
+
+def _w2_speedup(workload: str, other: str) -> Callable[[dict[str, Any]], float]:
+    return lambda r: float(r[workload]["speedup_of_ours_at_mid_size"][other])
+
+
+def _growth(workload: str) -> Callable[[dict[str, Any]], float]:
+    return lambda r: float(r[workload]["latency_growth_largest_vs_smallest"][OURS])
+
+
+def _loaded_errors(r: dict[str, Any]) -> float:
+    loaded = r["W4"]["under_load"]
+    return float(
+        loaded["W1"]["errors_ours"]
+        + loaded["W4"]["errors"][OURS]
+        + loaded["W4"]["missing_items"][OURS]
+        + r["W4"]["errors"][OURS]
+        + r["W4"]["missing_items"][OURS]
+    )
+
+
+def _w5_ok(r: dict[str, Any]) -> float:
+    got = r["W5"]["results"][OURS]
+    ok = got["in_order"] and got["batches_contiguous"] and got["count"] == got["expected"]
+    return float(ok and got["errors"] == 0)
+
+
+def _w8_overhead(r: dict[str, Any]) -> float:
+    return float(r["W8"]["results"][OURS]["overhead_ms_per_turn"])
+
+
+TARGETS: list[Target] = [
+    (
+        "W1-vs-SQLiteSession",
+        "W1 append items/s vs SQLiteSession",
+        _speedup("W1", "SQLiteSession"),
+        ">=",
+        2.0,
+    ),
+    (
+        "W1-vs-SQLAlchemySession",
+        "W1 append items/s vs SQLAlchemySession",
+        _speedup("W1", "SQLAlchemySession"),
+        ">=",
+        5.0,
+    ),
+    (
+        "W4-vs-SQLiteSession",
+        "W4 concurrent items/s vs SQLiteSession",
+        _speedup("W4", "SQLiteSession"),
+        ">=",
+        2.0,
+    ),
+    (
+        "W4-vs-SQLAlchemySession",
+        "W4 concurrent items/s vs SQLAlchemySession",
+        _speedup("W4", "SQLAlchemySession"),
+        ">=",
+        5.0,
+    ),
+    (
+        "W1W4-errors",
+        "W1+W4 errors/missing items (incl. under CPU burners)",
+        _loaded_errors,
+        "<=",
+        0.0,
+    ),
+    ("W2-growth", "W2 latency at largest size / smallest size", _growth("W2"), "<=", 1.3),
+    (
+        "W2-vs-SQLiteSession",
+        "W2 tail read at 10k vs SQLiteSession",
+        _w2_speedup("W2", "SQLiteSession"),
+        ">=",
+        1.5,
+    ),
+    (
+        "W3-vs-SQLiteSession",
+        "W3 full read vs SQLiteSession",
+        _speedup("W3", "SQLiteSession"),
+        ">=",
+        1.0,
+    ),
+    ("W5-verified", "W5 two processes: count, order, atomic batches, no errors", _w5_ok, ">=", 1.0),
+    (
+        "W6-vs-SQLiteSession",
+        "W6 pop_item vs SQLiteSession",
+        _speedup("W6", "SQLiteSession"),
+        ">=",
+        1.0,
+    ),
+    (
+        "W7-W1-vs-SQLAlchemySession",
+        "W7 PostgreSQL append vs SQLAlchemySession",
+        _speedup("W7_W1", "SQLAlchemySession"),
+        ">=",
+        5.0,
+    ),
+    (
+        "W7-W4-vs-SQLAlchemySession",
+        "W7 PostgreSQL concurrent vs SQLAlchemySession",
+        _speedup("W7_W4", "SQLAlchemySession"),
+        ">=",
+        5.0,
+    ),
+    (
+        "W7-W2-growth",
+        "W7 PostgreSQL tail latency largest/smallest size",
+        _growth("W7_W2"),
+        "<=",
+        1.3,
+    ),
+    (
+        "W8-overhead-ms",
+        "W8 history_store overhead per Runner.run turn (ms)",
+        _w8_overhead,
+        "<=",
+        2.0,
+    ),
+]
+
+
+def check_targets(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every target with its measured value and ``pass``; a skipped workload gives ``None``."""
+    checked = []
+    for target_id, text, getter, op, threshold in TARGETS:
+        try:
+            value: float | None = getter(result)
+        except (KeyError, TypeError):
+            value = None
+        ok = None
+        if value is not None and not math.isnan(value):
+            ok = value >= threshold if op == ">=" else value <= threshold
+        checked.append(
+            {
+                "id": target_id,
+                "what": text,
+                "value": value,
+                "op": op,
+                "threshold": threshold,
+                "pass": ok,
+            }
+        )
+    return checked
+
+
+def _fmt(value: Any, spec: str = ".2f") -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return format(value, spec)
+
+
+def print_table(result: dict[str, Any], out: Callable[[str], None] = print) -> None:
+    """Medians and ratios per workload, then the targets."""
+    for workload, data in result.items():
+        if not isinstance(data, dict) or "results" not in data:
+            continue
+        out(f"\n{workload}: {data.get('what', '')}")
+        for name, row in data["results"].items():
+            cells = [f"  {name:<34}"]
+            for key, label, spec in (
+                ("median_us", "median µs/op", ".1f"),
+                ("items_per_s", "items/s", ".0f"),
+                ("speedup_vs", "ours x faster", ".2f"),
+                ("median_ms_per_turn", "ms/turn", ".2f"),
+                ("overhead_ms_per_turn", "overhead ms", ".2f"),
+                ("peak_rss_mib", "peak RSS MiB", ".1f"),
+                ("read_growth_mib", "read +MiB", ".1f"),
+                ("count", "count", "d"),
+                ("in_order", "in order", ""),
+                ("errors", "errors", ""),
+            ):
+                if key in row:
+                    cells.append(f"{label} {_fmt(row[key], spec)}")
+            out("  ".join(cells))
+    out("\nTargets:")
+    for target in result.get("targets", []):
+        verdict = {True: "PASS", False: "FALLS SHORT", None: "not run"}[target["pass"]]
+        out(
+            f"  [{verdict:>11}] {target['what']}: {_fmt(target['value'])} "
+            f"(target {target['op']} {target['threshold']})"
+        )

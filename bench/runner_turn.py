@@ -1,0 +1,82 @@
+"""W8: a whole ``Runner.run`` turn against the loopback model server, with and without a session.
+
+Both sides send the model the same conversation: the session side keeps the earlier items in
+the session (written before the clock starts), the other passes them as the input list. The
+difference is what keeping the history costs per turn.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from agents import Agent, OpenAIChatCompletionsModel, Runner
+from openai import AsyncOpenAI
+
+from history_store.testing import StubModelServer
+
+from .impls import OURS, open_sqlite
+from .items import make_batch
+from .timing import median
+
+NO_SESSION = "no_session"
+
+
+async def _turn(agent: Agent[Any], given: Any, session: Any) -> float:
+    start = time.perf_counter()
+    result = await Runner.run(agent, given, session=session)
+    elapsed = time.perf_counter() - start
+    if not str(result.final_output).startswith("reply"):
+        raise RuntimeError(f"unexpected model reply {result.final_output!r}")
+    return elapsed
+
+
+async def runner_overhead(
+    names: Sequence[str], directory: Path, turns: int, history_len: int
+) -> dict[str, Any]:
+    """Median seconds per turn for each mode, and each session's paired overhead per turn."""
+    history = [item for b in range(history_len // 4 + 1) for item in make_batch(b)][:history_len]
+    modes = [NO_SESSION, *names]
+    times: dict[str, list[float]] = {mode: [] for mode in modes}
+    backends = {name: open_sqlite(name, directory / f"w8-{name}.db") for name in names}
+    try:
+        with StubModelServer() as server:
+            client = AsyncOpenAI(base_url=server.base_url, api_key="bench", max_retries=0)
+            agent: Agent[Any] = Agent(
+                name="bench", model=OpenAIChatCompletionsModel("stub-model", client)
+            )
+            for turn in range(-2, turns):  # two warm-up turns, not recorded
+                shift = turn % len(modes)
+                for mode in [*modes[shift:], *modes[:shift]]:
+                    text = f"turn {turn}: what next?"
+                    if mode == NO_SESSION:
+                        given: Any = [*history, {"role": "user", "content": text}]
+                        elapsed = await _turn(agent, given, None)
+                    else:
+                        session = backends[mode].session(f"turn-{turn}")
+                        await session.add_items(list(history))
+                        elapsed = await _turn(agent, text, session)
+                    if turn >= 0:
+                        times[mode].append(elapsed)
+                server.reset()
+    finally:
+        for backend in backends.values():
+            await backend.close()
+    base = times[NO_SESSION]
+    return {
+        "results": {
+            mode: {
+                "median_ms_per_turn": median(times[mode]) * 1e3,
+                "overhead_ms_per_turn": median(
+                    [a - b for a, b in zip(times[mode], base, strict=True)]
+                )
+                * 1e3
+                if mode != NO_SESSION
+                else 0.0,
+            }
+            for mode in modes
+        },
+        "ours": OURS,
+    }

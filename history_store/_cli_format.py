@@ -1,0 +1,60 @@
+"""Output for ``history-store``: aligned tables for people, one JSON document for scripts."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Sequence
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from ._access import as_utc
+
+
+def when(value: datetime | None) -> str:
+    """A timestamp for a table: UTC, to the second."""
+    return "-" if value is None else as_utc(value).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def cell(value: Any, width: int | None = None) -> str:
+    """One table cell on one line: newlines shown as ``\\n``, ``None`` as ``-``."""
+    if value is None:
+        return "-"
+    if isinstance(value, datetime):
+        return when(value)
+    structured = isinstance(value, (dict, list))
+    text = json.dumps(value, ensure_ascii=False) if structured else str(value)
+    text = text.replace("\r", "").replace("\n", "\\n")
+    if width is not None and len(text) > width:
+        text = text[: width - 1] + "…"
+    return text
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """Columns padded to their widest cell, two spaces apart, no trailing spaces."""
+    cells = [[str(h) for h in headers]] + [[cell(v) for v in row] for row in rows]
+    widths = [max(len(line[i]) for line in cells) for i in range(len(headers))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)) for line in cells]
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return as_utc(value).isoformat()
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value).hex()
+    return str(value)
+
+
+def to_json(document: Any) -> str:
+    """One JSON document, non-ASCII text kept readable."""
+    return json.dumps(document, ensure_ascii=False, default=_json_default)
+
+
+def plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"

@@ -1,0 +1,129 @@
+"""``install()`` / ``uninstall()``: give plain ``agents.Runner`` history_store's behaviour.
+
+``install()`` replaces ``agents.Runner.run``, ``run_sync`` and ``run_streamed`` (the class
+attributes, so every ``from agents import Runner`` sees it) with versions that guard and
+auto-attach exactly like :class:`history_store.Runner`, and keeps the replaced attributes to
+put back. Both functions are idempotent and serialized by a lock.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from agents.result import RunResult, RunResultStreaming
+from agents.run import Runner as SDKRunner
+
+from .runner import RunCall, inside_run, invoke, invoke_run, mark, prepare
+from .store import HistoryStore
+
+__all__ = ["install", "uninstall", "installed", "original_runner_method"]
+
+_NAMES = ("run", "run_sync", "run_streamed")
+# run_streamed takes these positionally after (starting_agent, input); run and run_sync take
+# only keywords.
+_STREAMED_POSITIONAL = (
+    "context",
+    "max_turns",
+    "hooks",
+    "run_config",
+    "previous_response_id",
+    "auto_previous_response_id",
+    "conversation_id",
+    "session",
+)
+
+_lock = threading.RLock()
+_saved: dict[str, Any] | None = None
+_store: HistoryStore | None = None
+
+
+def original_runner_method(name: str) -> Any:
+    """``agents.Runner.<name>`` as it was before :func:`install` (or as it is, if not installed)."""
+    with _lock:
+        descriptor = _saved[name] if _saved is not None else SDKRunner.__dict__[name]
+    return descriptor.__get__(None, SDKRunner)
+
+
+def _prepare(starting_agent: Any, input: Any, kwargs: dict[str, Any]) -> RunCall:
+    store = kwargs.pop("store", None)
+    session_id = kwargs.pop("session_id", None)
+    call = RunCall(starting_agent, input, **kwargs)
+    with _lock:
+        store = store if store is not None else _store
+    # A run started inside another (an agent used as a tool) is a separate conversation.
+    return prepare(call, store=store, session_id=session_id, auto_attach=not inside_run())
+
+
+async def _run(cls: type, /, starting_agent: Any, input: Any, **kwargs: Any) -> RunResult:
+    call = _prepare(starting_agent, input, kwargs)
+    return mark(await invoke_run(call), call.session)
+
+
+def _run_sync(cls: type, /, starting_agent: Any, input: Any, **kwargs: Any) -> RunResult:
+    call = _prepare(starting_agent, input, kwargs)
+    result: RunResult = invoke("run_sync", call)
+    return mark(result, call.session)
+
+
+def _run_streamed(
+    cls: type, /, starting_agent: Any, input: Any, *args: Any, **kwargs: Any
+) -> RunResultStreaming:
+    if len(args) > len(_STREAMED_POSITIONAL):
+        raise TypeError(f"run_streamed() takes at most {2 + len(_STREAMED_POSITIONAL)} positional")
+    for name, value in zip(_STREAMED_POSITIONAL, args, strict=False):
+        if name in kwargs:
+            raise TypeError(f"run_streamed() got multiple values for argument {name!r}")
+        kwargs[name] = value
+    call = _prepare(starting_agent, input, kwargs)
+    result: RunResultStreaming = invoke("run_streamed", call)
+    return mark(result, call.session)
+
+
+_PATCHES: dict[str, Any] = {
+    "run": classmethod(_run),
+    "run_sync": classmethod(_run_sync),
+    "run_streamed": classmethod(_run_streamed),
+}
+
+
+def install(store: HistoryStore | None = None) -> None:
+    """Make plain ``agents.Runner`` guard server state and auto-attach history.
+
+    After this, ``agents.Runner.run/run_sync/run_streamed`` behave as
+    :class:`history_store.Runner`'s (they also accept ``session_id=`` and ``store=``), taking
+    sessions from ``store`` (default: :func:`history_store.default_store`). Runs started from
+    inside a run (agents used as tools) are guarded but get no session attached.
+
+    Calling it again keeps one patch in place and only replaces the store. Undo it with
+    :func:`uninstall`.
+    """
+    global _saved, _store
+    with _lock:
+        _store = store
+        if _saved is not None:
+            return
+        _saved = {name: SDKRunner.__dict__[name] for name in _NAMES}
+        for name in _NAMES:
+            setattr(SDKRunner, name, _PATCHES[name])
+
+
+def uninstall() -> None:
+    """Put back the exact ``agents.Runner`` attributes :func:`install` replaced.
+
+    Does nothing when not installed.
+    """
+    global _saved, _store
+    with _lock:
+        if _saved is None:
+            return
+        for name, descriptor in _saved.items():
+            setattr(SDKRunner, name, descriptor)
+        _saved = None
+        _store = None
+
+
+def installed() -> bool:
+    """True between :func:`install` and :func:`uninstall`."""
+    with _lock:
+        return _saved is not None

@@ -1,0 +1,343 @@
+"""Copy every session from one history_store database to another (SQLite <-> PostgreSQL).
+
+The copy is streamed, resumable and verified:
+
+* items move per session in batches keyed by ``(session_id, seq)`` (keyset pages, one
+  destination transaction per batch), so memory stays flat whatever the history's size;
+* a re-run skips sessions the destination already holds identically, and continues a
+  partly copied session after its last copied ``seq``;
+* each session ends verified: the destination's item count and checksum must equal the
+  source's, else :class:`CopyVerificationError`.
+
+The checksum of a session is SHA-256 over ``"<seq>\\t<item JSON text>\\n"`` for each item in
+``seq`` order (UTF-8): equal checksums mean the same items, byte for byte, at the same seqs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import JSON, Column, func, null, select, update
+from sqlalchemy.engine import URL
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from . import tables
+from ._engine import WRITE_OPTIONS, make_engine, redact, resolve_url
+from .errors import ConfigurationError, HistoryStoreError, InvalidArgumentError
+from .schema import MigrateMode, ensure_schema
+from .sdk_import import ProgressCallback, open_destination
+
+if TYPE_CHECKING:
+    from hashlib import _Hash
+
+__all__ = [
+    "CopyConflictError",
+    "CopyReport",
+    "CopyVerificationError",
+    "SessionDigest",
+    "copy_database",
+    "session_digest",
+]
+
+_SESSION_PAGE = 500
+_items = tables.items
+_sessions = tables.sessions
+
+
+class CopyConflictError(HistoryStoreError):
+    """The destination holds a session of the same id whose items differ from the source's
+    (not a prefix of them). Nothing of that session was changed."""
+
+
+class CopyVerificationError(HistoryStoreError):
+    """After copying, a session's destination count or checksum differs from the source's
+    (the source changed during the copy, or a writer touched the destination)."""
+
+
+@dataclass(frozen=True)
+class SessionDigest:
+    """Item count, highest seq and checksum of one session (see the module docstring)."""
+
+    count: int
+    last_seq: int
+    sha256: str
+
+
+@dataclass
+class CopyReport:
+    """The outcome of :func:`copy_database`; every listed session ended verified."""
+
+    source: str
+    destination: str
+    sessions: int = 0
+    copied: int = 0
+    resumed: int = 0
+    unchanged: int = 0
+    items_copied: int = 0
+    items_total: int = 0
+
+
+def _copied_columns(table: Any) -> list[Column[Any]]:
+    # Generated columns (a later revision may add some) are computed by the destination.
+    return [col for col in table.columns if col.computed is None]
+
+
+def _portable(value: Any) -> Any:
+    # SQLite hands back naive datetimes that were written as UTC; PostgreSQL needs to know.
+    if isinstance(value, datetime):
+        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value
+    return value
+
+
+class _Digest:
+    """A running session checksum."""
+
+    def __init__(self) -> None:
+        self.hash: _Hash = hashlib.sha256()
+        self.count = 0
+        self.last_seq = 0
+
+    def add(self, seq: int, item_json: str) -> None:
+        self.hash.update(f"{seq}\t{item_json}\n".encode("utf-8", "surrogatepass"))
+        self.count += 1
+        self.last_seq = seq
+
+    def result(self) -> SessionDigest:
+        return SessionDigest(self.count, self.last_seq, self.hash.hexdigest())
+
+
+async def _digest_range(
+    connection: AsyncConnection,
+    session_id: str,
+    digest: _Digest,
+    *,
+    after: int = 0,
+    upto: int | None = None,
+    batch_size: int = 1000,
+) -> None:
+    """Feed the session's items with ``after < seq <= upto`` into ``digest``, page by page."""
+    last = after
+    while True:
+        statement = (
+            select(_items.c.seq, _items.c.item)
+            .where(_items.c.session_id == session_id, _items.c.seq > last)
+            .order_by(_items.c.seq)
+            .limit(batch_size)
+        )
+        if upto is not None:
+            statement = statement.where(_items.c.seq <= upto)
+        page = (await connection.execute(statement)).all()
+        for seq, item_json in page:
+            digest.add(seq, item_json)
+        if len(page) < batch_size:
+            return
+        last = page[-1][0]
+
+
+async def session_digest(
+    url: str | URL | None, session_id: str, *, batch_size: int = 1000
+) -> SessionDigest:
+    """Count, last seq and checksum of ``session_id`` at ``url`` (read-only, streamed)."""
+    resolved = resolve_url(url)
+    engine = make_engine(resolved, read_only=True)
+    try:
+        async with engine.connect() as connection:
+            digest = _Digest()
+            await _digest_range(connection, session_id, digest, batch_size=batch_size)
+            return digest.result()
+    finally:
+        await engine.dispose()
+
+
+async def _source_session_ids(connection: AsyncConnection) -> AsyncIterator[str]:
+    column = _sessions.c.session_id
+    last: str | None = None
+    while True:
+        statement = select(column).order_by(column).limit(_SESSION_PAGE)
+        if last is not None:
+            statement = statement.where(column > last)
+        page = (await connection.execute(statement)).scalars().all()
+        for session_id in page:
+            yield session_id
+        if len(page) < _SESSION_PAGE:
+            return
+        last = page[-1]
+
+
+@dataclass
+class _Copier:
+    src: AsyncConnection
+    dst: AsyncEngine
+    batch_size: int
+    progress: ProgressCallback | None
+
+    async def _write(self, operation: Any) -> Any:
+        async with self.dst.connect() as connection:
+            await connection.execution_options(**WRITE_OPTIONS)
+            async with connection.begin():
+                return await operation(connection)
+
+    async def _session_row(self, session_id: str) -> dict[str, Any]:
+        columns = _copied_columns(_sessions)
+        row = (
+            await self.src.execute(select(*columns).where(_sessions.c.session_id == session_id))
+        ).one()
+        values = {}
+        for col, value in zip(columns, row, strict=True):
+            # None in a JSON column must stay SQL NULL, not become the JSON text 'null'.
+            values[col.name] = null() if value is None and isinstance(col.type, JSON) else value
+        return {name: _portable(value) for name, value in values.items()}
+
+    async def _destination_prefix(self, session_id: str) -> tuple[bool, _Digest]:
+        async with self.dst.connect() as connection:
+            exists = await connection.scalar(
+                select(func.count()).where(_sessions.c.session_id == session_id)
+            )
+            digest = _Digest()
+            await _digest_range(connection, session_id, digest, batch_size=self.batch_size)
+        return bool(exists), digest
+
+    async def _copy_tail(self, session_id: str, after: int, src_digest: _Digest) -> int:
+        columns = _copied_columns(_items)
+        seq_at = columns.index(_items.c.seq)
+        item_at = columns.index(_items.c.item)
+        copied, last = 0, after
+        while True:
+            page = (
+                await self.src.execute(
+                    select(*columns)
+                    .where(_items.c.session_id == session_id, _items.c.seq > last)
+                    .order_by(_items.c.seq)
+                    .limit(self.batch_size)
+                )
+            ).all()
+            if page:
+                rows = [
+                    {col.name: _portable(value) for col, value in zip(columns, row, strict=True)}
+                    for row in page
+                ]
+
+                async def insert(connection: AsyncConnection, rows: Any = rows) -> None:
+                    await connection.execute(_items.insert(), rows)
+
+                await self._write(insert)
+                for row in page:
+                    src_digest.add(row[seq_at], row[item_at])
+                copied += len(page)
+                last = page[-1][seq_at]
+                if self.progress is not None:
+                    self.progress(len(page))
+            if len(page) < self.batch_size:
+                return copied
+
+    async def _source_prefix(self, session_id: str, dst_digest: _Digest) -> _Digest:
+        """The source's checksum over the items the destination already has; they must be
+        the same items, else the destination's session is not a partial copy of this one."""
+        src_digest = _Digest()
+        await _digest_range(
+            self.src, session_id, src_digest, upto=dst_digest.last_seq, batch_size=self.batch_size
+        )
+        if src_digest.result() != dst_digest.result():
+            raise CopyConflictError(
+                f"session {session_id!r} already exists in the destination with other items "
+                f"({dst_digest.count} items that are not the source's first items); nothing "
+                "of it was changed. Delete it from the destination, or copy into an empty "
+                "database."
+            )
+        return src_digest
+
+    async def copy_session(self, session_id: str, report: CopyReport) -> None:
+        """Copy (or resume, or confirm) one session, then verify it."""
+        values = await self._session_row(session_id)
+        exists, dst_digest = await self._destination_prefix(session_id)
+        src_digest = await self._source_prefix(session_id, dst_digest)
+        if not exists:
+            counters = {"item_count": 0, "turn_count": 0, "last_seq": 0}
+
+            async def create(connection: AsyncConnection) -> None:
+                await connection.execute(_sessions.insert().values({**values, **counters}))
+
+            await self._write(create)
+        copied = await self._copy_tail(session_id, dst_digest.last_seq, src_digest)
+        if copied:
+            # Read back what was written, continuing the destination's running checksum.
+            async with self.dst.connect() as connection:
+                await _digest_range(
+                    connection, session_id, dst_digest, after=dst_digest.last_seq,
+                    batch_size=self.batch_size,
+                )  # fmt: skip
+
+        async def finish(connection: AsyncConnection) -> None:
+            # Counters and timestamps last: until here a reader sees a session still filling.
+            await connection.execute(
+                update(_sessions).where(_sessions.c.session_id == session_id).values(values)
+            )
+
+        await self._write(finish)
+        if src_digest.result() != dst_digest.result():
+            raise CopyVerificationError(
+                f"session {session_id!r} differs after copying: source {src_digest.result()}, "
+                f"destination {dst_digest.result()}. Was either database written during the "
+                "copy? Re-run the copy once writers have stopped."
+            )
+        report.sessions += 1
+        report.items_total += src_digest.count
+        report.items_copied += copied
+        if copied == 0:
+            report.unchanged += 1
+        elif dst_digest.count > copied:
+            report.resumed += 1
+        else:
+            report.copied += 1
+
+
+async def copy_database(
+    source: str | URL,
+    destination: str | URL,
+    *,
+    batch_size: int = 1000,
+    migrate: MigrateMode | None = None,
+    progress: ProgressCallback | None = None,
+) -> CopyReport:
+    """Copy every session and item from ``source`` to ``destination``, then verify each.
+
+    Args:
+        source: history_store database to read (read-only; its schema must be at head).
+        destination: database to write; ``migrate="auto"`` (the default for SQLite) upgrades
+            its schema first, ``"check"`` (the default for PostgreSQL) requires it at head and
+            raises :class:`SchemaOutOfDateError` naming the command to run.
+        batch_size: items per read and per destination transaction.
+        progress: called with the number of items copied after each batch.
+
+    Re-running after an interruption continues where the copy stopped. Every item keeps its
+    ``seq``, turn, JSON text and timestamps; every session its counters and metadata. A
+    destination session that is not a prefix of the source's raises
+    :class:`CopyConflictError`; copy into an empty database, or one this copy filled.
+    """
+    if batch_size < 1:
+        raise InvalidArgumentError(f"batch_size must be >= 1, not {batch_size}")
+    src_url, dst_url = resolve_url(source), resolve_url(destination)
+    if src_url == dst_url:
+        raise ConfigurationError(
+            f"source and destination are the same database ({redact(src_url)}); "
+            "pass two different URLs"
+        )
+    report = CopyReport(source=redact(src_url), destination=redact(dst_url))
+    src = make_engine(src_url, read_only=True)
+    dst: AsyncEngine | None = None
+    try:
+        await ensure_schema(src, src_url, "check")
+        dst = await open_destination(dst_url, migrate)
+        async with src.connect() as connection:
+            copier = _Copier(connection, dst, batch_size, progress)
+            async for session_id in _source_session_ids(connection):
+                await copier.copy_session(session_id, report)
+    finally:
+        await src.dispose()
+        if dst is not None:
+            await dst.dispose()
+    return report

@@ -1,0 +1,310 @@
+"""Read-only inspection of a history database: the functions behind ``history-store``'s
+``sessions``, ``show``, ``search``, ``sql`` and ``stats`` commands.
+
+Every function here opens the database read-only (SQLite ``mode=ro`` plus
+``PRAGMA query_only``; PostgreSQL ``default_transaction_read_only``), so it never creates or
+changes a file, and raises :class:`DatabaseNotFoundError` for a missing SQLite file and
+:class:`SchemaOutOfDateError` for a database that is not at the current schema revision.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import URL
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from . import tables
+from ._access import as_utc, read_engine
+from ._sql_query import QueryResult, sql
+from .errors import InvalidArgumentError, SessionNotFoundError
+
+__all__ = [
+    "SessionInfo",
+    "SessionPage",
+    "ItemRow",
+    "SearchHit",
+    "QueryResult",
+    "Stats",
+    "sessions",
+    "show",
+    "search",
+    "sql",
+    "stats",
+]
+
+_items = tables.items
+_sessions = tables.sessions
+
+
+@dataclass(frozen=True)
+class SessionInfo:
+    """One row of :func:`sessions`: a session and its counters."""
+
+    session_id: str
+    items: int
+    turns: int
+    created_at: datetime
+    updated_at: datetime
+    metadata: Any
+
+
+@dataclass(frozen=True)
+class SessionPage:
+    """A page of sessions ordered by id; pass ``next_after`` as ``after`` for the next page
+    (``None`` when this is the last page)."""
+
+    sessions: list[SessionInfo]
+    next_after: str | None
+
+
+@dataclass(frozen=True)
+class ItemRow:
+    """One stored item with its derived columns; ``item`` is the parsed JSON (``None`` when
+    the stored JSON is corrupt)."""
+
+    seq: int
+    turn: int
+    role: str | None
+    item_type: str
+    text: str | None
+    created_at: datetime
+    item: Any
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    """One item whose text matched a :func:`search`."""
+
+    session_id: str
+    seq: int
+    turn: int
+    role: str | None
+    item_type: str
+    text: str
+
+
+@dataclass(frozen=True)
+class Stats:
+    """Totals for a whole database; ``database_bytes`` is the size of the SQLite file's pages
+    or of the PostgreSQL database."""
+
+    sessions: int
+    items: int
+    turns: int
+    first_activity: datetime | None
+    last_activity: datetime | None
+    database_bytes: int
+    items_by_type: dict[str, int] = field(default_factory=dict)
+
+
+def _check_limit(name: str, value: int | None) -> None:
+    if value is not None and value < 1:
+        raise InvalidArgumentError(f"{name} must be at least 1, not {value}")
+
+
+def _session_info(row: sa.Row[Any]) -> SessionInfo:
+    return SessionInfo(
+        session_id=row.session_id,
+        items=row.item_count,
+        turns=row.turn_count,
+        created_at=as_utc(row.created_at),
+        updated_at=as_utc(row.updated_at),
+        metadata=row.metadata,
+    )
+
+
+def _has_key(dialect: str, key: str) -> sa.ColumnElement[bool]:
+    column = _sessions.c.metadata
+    if dialect == "sqlite":
+        keys = sa.func.json_each(column).table_valued("key")
+        return sa.exists(sa.select(keys.c.key).where(keys.c.key == key))
+    # ``json -> key`` is SQL NULL only when the key is absent (a JSON null gives 'null').
+    return column[key].isnot(None)
+
+
+async def sessions(
+    url: str | URL | None = None,
+    *,
+    prefix: str | None = None,
+    metadata_key: str | None = None,
+    idle_days: float | None = None,
+    after: str | None = None,
+    limit: int = 50,
+) -> SessionPage:
+    """Sessions ordered by id, one page at a time.
+
+    Args:
+        prefix: only ids starting with this string (case-sensitive).
+        metadata_key: only sessions whose metadata object has this key.
+        idle_days: only sessions with no activity for at least this many days.
+        after: the cursor: only ids greater than this (a previous page's ``next_after``).
+        limit: the page size (at least 1).
+    """
+    _check_limit("limit", limit)
+    async with read_engine(url) as engine, engine.connect() as connection:
+        statement = sa.select(_sessions).order_by(_sessions.c.session_id).limit(limit + 1)
+        if prefix:
+            # >= lets the primary key index seek; substr makes the match exact and
+            # case-sensitive (LIKE is neither on SQLite).
+            statement = statement.where(
+                _sessions.c.session_id >= prefix,
+                sa.func.substr(_sessions.c.session_id, 1, len(prefix)) == prefix,
+            )
+        if metadata_key is not None:
+            statement = statement.where(_has_key(connection.dialect.name, metadata_key))
+        if idle_days is not None:
+            cutoff = datetime.now(timezone.utc) - timedelta(days=idle_days)
+            statement = statement.where(_sessions.c.updated_at <= cutoff)
+        if after is not None:
+            statement = statement.where(_sessions.c.session_id > after)
+        rows = (await connection.execute(statement)).all()
+    page = [_session_info(row) for row in rows[:limit]]
+    next_after = page[-1].session_id if len(rows) > limit else None
+    return SessionPage(sessions=page, next_after=next_after)
+
+
+async def _require_session(connection: AsyncConnection, session_id: str) -> sa.Row[Any]:
+    row = (
+        await connection.execute(sa.select(_sessions).where(_sessions.c.session_id == session_id))
+    ).first()
+    if row is None:
+        raise SessionNotFoundError(
+            f"no session {session_id!r} in this database; list them with: history-store sessions"
+        )
+    return row
+
+
+async def show(
+    session_id: str,
+    url: str | URL | None = None,
+    *,
+    turn: int | None = None,
+    last: int | None = None,
+) -> list[ItemRow]:
+    """The items of a session in order; ``turn`` keeps one turn, ``last`` the last N turns.
+
+    Raises :class:`SessionNotFoundError` when the session does not exist.
+    """
+    from ._items import load_item
+
+    _check_limit("last", last)
+    async with read_engine(url) as engine, engine.connect() as connection:
+        session = await _require_session(connection, session_id)
+        statement = sa.select(_items).where(_items.c.session_id == session_id)
+        if turn is not None:
+            statement = statement.where(_items.c.turn == turn)
+        if last is not None:
+            statement = statement.where(_items.c.turn > session.turn_count - last)
+        rows = (await connection.execute(statement.order_by(_items.c.seq))).all()
+    result = []
+    for row in rows:
+        try:
+            item = load_item(row.item)
+        except ValueError:
+            item = None
+        result.append(
+            ItemRow(
+                seq=row.seq,
+                turn=row.turn,
+                role=row.role,
+                item_type=row.item_type,
+                text=row.text,
+                created_at=as_utc(row.created_at),
+                item=item,
+            )
+        )
+    return result
+
+
+def fts5_query(text: str) -> str:
+    """Every word of ``text`` as a quoted FTS5 phrase, so punctuation is never syntax."""
+    return " ".join('"' + word.replace('"', '""') + '"' for word in text.split())
+
+
+# Constant statements: the search words, session and limit are always bound.
+_SQLITE_SEARCH = """
+    SELECT i.session_id, i.seq, i.turn, i.role, i.item_type, i.text
+    FROM hs_items_fts f JOIN hs_items i ON i.rowid = f.rowid
+    WHERE hs_items_fts MATCH :query AND (:session_id IS NULL OR i.session_id = :session_id)
+    ORDER BY i.session_id, i.seq LIMIT :limit
+"""
+# The expression matches ix_hs_items_text_fts exactly, so PostgreSQL uses that index.
+_PG_SEARCH = """
+    SELECT i.session_id, i.seq, i.turn, i.role, i.item_type, i.text FROM hs_items i
+    WHERE to_tsvector('simple', coalesce(i.text, '')) @@ plainto_tsquery('simple', :query)
+      AND (CAST(:session_id AS text) IS NULL OR i.session_id = :session_id)
+    ORDER BY i.session_id, i.seq LIMIT :limit
+"""
+
+
+async def search(
+    text: str,
+    url: str | URL | None = None,
+    *,
+    session_id: str | None = None,
+    limit: int = 50,
+) -> list[SearchHit]:
+    """Items whose text contains every word of ``text``, in session and seq order.
+
+    Matching is by whole words, case-insensitive (SQLite FTS5 ``unicode61``; PostgreSQL
+    ``to_tsvector('simple', ...)``). ``session_id`` limits the search to one session.
+    """
+    _check_limit("limit", limit)
+    if not text.split():
+        raise InvalidArgumentError("search text is empty; give at least one word")
+    async with read_engine(url) as engine, engine.connect() as connection:
+        if connection.dialect.name == "sqlite":
+            statement, query = _SQLITE_SEARCH, fts5_query(text)
+        else:
+            statement, query = _PG_SEARCH, text
+        rows = await connection.execute(
+            sa.text(statement), {"query": query, "session_id": session_id, "limit": limit}
+        )
+        return [SearchHit(*row) for row in rows]
+
+
+async def _database_bytes(connection: AsyncConnection) -> int:
+    if connection.dialect.name == "sqlite":
+        pages = (await connection.exec_driver_sql("PRAGMA page_count")).scalar_one()
+        size = (await connection.exec_driver_sql("PRAGMA page_size")).scalar_one()
+        return int(pages) * int(size)
+    value = await connection.scalar(sa.text("SELECT pg_database_size(current_database())"))
+    return int(value or 0)
+
+
+async def stats(url: str | URL | None = None) -> Stats:
+    """Totals over the whole database: sessions, items, turns, activity span, size, and the
+    number of items of each type."""
+    async with read_engine(url) as engine, engine.connect() as connection:
+        totals = (
+            await connection.execute(
+                sa.select(
+                    sa.func.count(),
+                    sa.func.coalesce(sa.func.sum(_sessions.c.item_count), 0),
+                    sa.func.coalesce(sa.func.sum(_sessions.c.turn_count), 0),
+                    sa.func.min(_sessions.c.created_at),
+                    sa.func.max(_sessions.c.updated_at),
+                )
+            )
+        ).one()
+        by_type = await connection.execute(
+            sa.select(_items.c.item_type, sa.func.count())
+            .group_by(_items.c.item_type)
+            .order_by(_items.c.item_type)
+        )
+        counts = {str(name): int(count) for name, count in by_type}
+        size = await _database_bytes(connection)
+    first, last = totals[3], totals[4]
+    return Stats(
+        sessions=int(totals[0]),
+        items=int(totals[1]),
+        turns=int(totals[2]),
+        first_activity=as_utc(first) if first is not None else None,
+        last_activity=as_utc(last) if last is not None else None,
+        database_bytes=size,
+        items_by_type=counts,
+    )

@@ -1,0 +1,361 @@
+"""Export sessions to versioned JSONL and import them back: ``history-store export/import``.
+
+The format (documented in ``docs/cli.md``), one JSON document per line::
+
+    {"format": "history_store.export", "version": 1}
+    {"session": {"session_id": ..., "created_at": ..., "updated_at": ..., "metadata": ...,
+                 "items": N, "turns": ..., "last_seq": ...}}
+    {"seq": 1, "turn": 1, "created_at": ..., "item": {...}}      (N item lines)
+    {"session": ...}
+    ...
+
+An item whose stored JSON is corrupt is exported as ``"item_raw": "<stored text>"`` so nothing
+is lost. Import is idempotent (rows are keyed on session id + seq; rows already present are
+kept as they are) and all-or-nothing per session (a session is written only after its every
+line has been read and checked, and never split across transactions).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, TextIO
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import URL
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncResult
+
+from . import tables
+from ._access import as_utc, chunks, read_engine, write_store, write_transaction
+from ._import_parse import (
+    EXPORT_FORMAT,
+    EXPORT_VERSION,
+    PendingSession,
+    check_complete,
+    documents,
+    fail,
+    parse_header,
+    parse_item,
+    parse_session,
+)
+from ._items import load_item
+from .errors import ImportFormatError, InvalidArgumentError, SessionNotFoundError
+from .store import HistoryStore
+
+__all__ = ["EXPORT_FORMAT", "EXPORT_VERSION", "TransferSummary", "export", "import_"]
+
+
+Progress = Callable[[int, "int | None"], None]
+"""Called as ``progress(done, total)``; ``total`` is ``None`` when not known in advance."""
+
+_items = tables.items
+_sessions = tables.sessions
+_INSERT_CHUNK = 500
+# An import transaction holds at most about this many items or sessions.
+_BATCH_ITEMS = 2000
+_BATCH_SESSIONS = 200
+_EXPORT_PARTITION = 1000
+
+
+@dataclass(frozen=True)
+class TransferSummary:
+    """How many sessions and items an export wrote or an import read."""
+
+    sessions: int
+    items: int
+
+
+def _line(document: Any) -> str:
+    text = json.dumps(document, ensure_ascii=False, allow_nan=False)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        # A lone surrogate cannot be written as UTF-8; escaped, it still round-trips.
+        text = json.dumps(document, ensure_ascii=True, allow_nan=False)
+    return text + "\n"
+
+
+def _iso(value: datetime) -> str:
+    return as_utc(value).isoformat()
+
+
+async def _selected_sessions(
+    connection: AsyncConnection, session_ids: Sequence[str] | None
+) -> list[sa.Row[Any]]:
+    statement = sa.select(_sessions).order_by(_sessions.c.session_id)
+    if session_ids is not None:
+        statement = statement.where(_sessions.c.session_id.in_(list(session_ids)))
+    rows = list((await connection.execute(statement)).all())
+    missing = sorted(set(session_ids or ()) - {row.session_id for row in rows})
+    if missing:
+        raise SessionNotFoundError(
+            f"no session {', '.join(map(repr, missing))} in this database; nothing was "
+            "exported. List sessions with: history-store sessions"
+        )
+    return rows
+
+
+class _ItemCursor:
+    """Every exported item in (session_id, seq) order, fetched in partitions, with one row of
+    look-ahead so each session takes exactly its own rows.
+
+    One ordered query instead of one per session: the sessions come in the same order, so
+    their items follow each other in the stream.
+    """
+
+    def __init__(self, result: AsyncResult[Any]) -> None:
+        self._partitions = result.partitions(_EXPORT_PARTITION).__aiter__()
+        self._buffer: deque[sa.Row[Any]] = deque()
+        self._exhausted = False
+
+    async def take(self, session_id: str) -> sa.Row[Any] | None:
+        """The next item row if it belongs to ``session_id``, else ``None``."""
+        while not self._buffer and not self._exhausted:
+            try:
+                self._buffer.extend(await self._partitions.__anext__())
+            except StopAsyncIteration:
+                self._exhausted = True
+        if self._buffer and self._buffer[0].session_id == session_id:
+            return self._buffer.popleft()
+        return None
+
+
+async def _export_session(
+    session: sa.Row[Any], count: int, cursor: _ItemCursor, out: TextIO
+) -> None:
+    header = {
+        "session_id": session.session_id,
+        "created_at": _iso(session.created_at),
+        "updated_at": _iso(session.updated_at),
+        "metadata": session.metadata,
+        "items": count,
+        "turns": session.turn_count,
+        "last_seq": session.last_seq,
+    }
+    out.write(_line({"session": header}))
+    while (row := await cursor.take(session.session_id)) is not None:
+        line: dict[str, Any] = {
+            "seq": row.seq,
+            "turn": row.turn,
+            "created_at": _iso(row.created_at),
+        }
+        try:
+            line["item"] = load_item(row.item)
+        except ValueError:
+            line["item_raw"] = row.item
+        out.write(_line(line))
+
+
+async def _item_counts(
+    connection: AsyncConnection, session_ids: Sequence[str] | None
+) -> dict[str, int]:
+    statement = sa.select(_items.c.session_id, sa.func.count()).group_by(_items.c.session_id)
+    if session_ids is not None:
+        statement = statement.where(_items.c.session_id.in_(list(session_ids)))
+    return {session_id: int(count) for session_id, count in await connection.execute(statement)}
+
+
+async def _item_cursor(
+    connection: AsyncConnection, session_ids: Sequence[str] | None
+) -> _ItemCursor:
+    statement = sa.select(
+        _items.c.session_id, _items.c.seq, _items.c.turn, _items.c.created_at, _items.c.item
+    ).order_by(_items.c.session_id, _items.c.seq)
+    if session_ids is not None:
+        statement = statement.where(_items.c.session_id.in_(list(session_ids)))
+    return _ItemCursor(await connection.stream(statement))
+
+
+async def export(
+    out: TextIO,
+    url: str | URL | None = None,
+    *,
+    session_ids: Sequence[str] | None = None,
+    progress: Progress | None = None,
+) -> TransferSummary:
+    """Write the sessions (all, or ``session_ids``) to ``out`` as export JSONL.
+
+    The database is opened read-only and read in one transaction, so the file is a consistent
+    snapshot. Raises :class:`SessionNotFoundError` (before writing anything) when a named
+    session does not exist.
+    """
+    async with read_engine(url) as engine, engine.connect() as connection:
+        if connection.dialect.name == "postgresql":
+            await connection.execution_options(isolation_level="REPEATABLE READ")
+        sessions = await _selected_sessions(connection, session_ids)
+        counts = await _item_counts(connection, session_ids)
+        total = sum(counts.values())
+        cursor = await _item_cursor(connection, session_ids)
+        out.write(_line({"format": EXPORT_FORMAT, "version": EXPORT_VERSION}))
+        done = 0
+        for session in sessions:
+            count = counts.get(session.session_id, 0)
+            await _export_session(session, count, cursor, out)
+            done += count
+            if progress is not None:
+                progress(done, total)
+        await connection.rollback()
+    out.flush()
+    return TransferSummary(sessions=len(sessions), items=done)
+
+
+def _upsert(dialect: str, session: PendingSession) -> Any:
+    insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(_sessions)
+    statement = insert.values(
+        session_id=session.session_id,
+        created_at=session.created_at,
+        updated_at=session.updated_at,
+        metadata=sa.null() if session.metadata is None else session.metadata,
+        item_count=0,
+        turn_count=0,
+        last_seq=0,
+    )
+    # A no-op update still takes the row lock, so live writers of this session wait for us,
+    # and RETURNING hands back the row as it was.
+    return statement.on_conflict_do_update(
+        index_elements=[_sessions.c.session_id],
+        set_={"updated_at": _sessions.c.updated_at},
+    ).returning(
+        _sessions.c.created_at,
+        _sessions.c.updated_at,
+        _sessions.c.last_seq,
+        _sessions.c.turn_count,
+    )
+
+
+async def _write_session(connection: AsyncConnection, session: PendingSession) -> None:
+    dialect = connection.dialect.name
+    existing = (await connection.execute(_upsert(dialect, session))).one()
+    where = _sessions.c.session_id == session.session_id
+    insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(_items)
+    statement = insert.on_conflict_do_nothing(index_elements=[_items.c.session_id, _items.c.seq])
+    for rows in chunks(session.rows, _INSERT_CHUNK):
+        await connection.execute(statement, rows)
+    count, max_seq, max_turn = (
+        await connection.execute(
+            sa.select(sa.func.count(), sa.func.max(_items.c.seq), sa.func.max(_items.c.turn)).where(
+                _items.c.session_id == session.session_id
+            )
+        )
+    ).one()
+    values: dict[str, Any] = {
+        "item_count": count,
+        "last_seq": max(existing.last_seq, session.last_seq, max_seq or 0),
+        "turn_count": max(existing.turn_count, session.turns, max_turn or 0),
+        "created_at": min(as_utc(existing.created_at), session.created_at),
+        "updated_at": max(as_utc(existing.updated_at), session.updated_at),
+    }
+    if session.metadata is not None:
+        values["metadata"] = session.metadata
+    await connection.execute(sa.update(_sessions).where(where).values(values))
+
+
+def _count_lines(path: str | os.PathLike[str]) -> int:
+    with open(path, "rb") as handle:
+        return sum(1 for _ in handle)
+
+
+async def import_(
+    source: str | os.PathLike[str] | TextIO,
+    url: str | URL | None = None,
+    *,
+    progress: Progress | None = None,
+) -> TransferSummary:
+    """Import an export file (a path, or an open text stream) into the database at ``url``.
+
+    Creates the database (and schema) when needed. Idempotent: importing a file twice leaves
+    the same rows. All-or-nothing per session: a bad line raises :class:`ImportFormatError`
+    naming it, and leaves the sessions before it imported and its own session untouched.
+    Counters (item_count, turn_count, last_seq) are recomputed, so sessions keep working.
+    """
+    if not isinstance(source, (str, os.PathLike)):
+        return await _import_lines(source, url, progress, None)
+    try:
+        total: int | None = max(_count_lines(source) - 1, 0)
+        handle = open(source, encoding="utf-8")  # noqa: SIM115 (closed below)
+    except OSError as exc:
+        raise InvalidArgumentError(
+            f"cannot read the export file {os.fspath(source)!r}: {exc.strerror}; check the path"
+        ) from exc
+    with handle:
+        return await _import_lines(handle, url, progress, total)
+
+
+class _Importer:
+    """Writes checked sessions in batches, one transaction per batch: each session is stored
+    whole or not at all, and small sessions do not each pay for a commit."""
+
+    def __init__(self, store: HistoryStore) -> None:
+        self.store = store
+        self.batch: list[PendingSession] = []
+        self.sessions = 0
+        self.items = 0
+
+    async def add(self, session: PendingSession) -> None:
+        check_complete(session)
+        self.batch.append(session)
+        pending_items = sum(len(pending.rows) for pending in self.batch)
+        if pending_items >= _BATCH_ITEMS or len(self.batch) >= _BATCH_SESSIONS:
+            await self.flush()
+
+    async def flush(self) -> None:
+        batch, self.batch = self.batch, []
+        if not batch:
+            return
+
+        async def write(connection: AsyncConnection) -> None:
+            for session in batch:
+                await _write_session(connection, session)
+
+        await write_transaction(self.store, "import", write)
+        self.sessions += len(batch)
+        self.items += sum(len(session.rows) for session in batch)
+
+
+async def _read_sessions(
+    parsed: Iterator[tuple[int, Any]],
+    importer: _Importer,
+    progress: Progress | None,
+    total: int | None,
+) -> None:
+    pending: PendingSession | None = None
+    for done, (line, document) in enumerate(parsed, start=1):
+        if isinstance(document, dict) and "session" in document:
+            if pending is not None:
+                await importer.add(pending)
+            pending = parse_session(document["session"], line)
+        elif isinstance(document, dict) and ("item" in document or "item_raw" in document):
+            if pending is None:
+                raise fail(line, "an item comes before any session line")
+            pending.rows.append(parse_item(document, pending, line))
+        else:
+            raise fail(line, "expected a 'session' line or an item line")
+        if progress is not None:
+            progress(done, total)
+    if pending is not None:
+        await importer.add(pending)
+
+
+async def _import_lines(
+    lines: Iterable[str], url: str | URL | None, progress: Progress | None, total: int | None
+) -> TransferSummary:
+    parsed = iter(documents(lines))
+    first = next(parsed, None)
+    if first is None:
+        raise ImportFormatError("the file is empty; expected a history_store export")
+    parse_header(*first)
+    async with write_store(url, create=True) as store:
+        importer = _Importer(store)
+        try:
+            await _read_sessions(parsed, importer, progress, total)
+        except ImportFormatError:
+            # The sessions completed before the bad line are imported, as the error says.
+            await importer.flush()
+            raise
+        await importer.flush()
+    return TransferSummary(sessions=importer.sessions, items=importer.items)

@@ -1,0 +1,110 @@
+"""A small, fully known history database for the CLI, inspection and schema-doc tests.
+
+Three sessions with fixed timestamps (``support-42`` is active now, the other two idle for
+more than a year), written as an export file and imported, so every value is known exactly.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from history_store.schema import upgrade
+from history_store.transfer import import_
+
+ACTIVE = datetime.now(timezone.utc).replace(microsecond=0)
+ACTIVE_TEXT = ACTIVE.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _user(text: str) -> dict[str, Any]:
+    return {"role": "user", "content": text}
+
+
+def _assistant(text: str) -> dict[str, Any]:
+    # As the SDK stores a Chat Completions reply.
+    return {
+        "id": "__fake_id__",
+        "content": [{"annotations": [], "text": text, "type": "output_text"}],
+        "role": "assistant",
+        "status": "completed",
+        "type": "message",
+    }
+
+
+def _call(call_id: str, name: str) -> dict[str, Any]:
+    return {"type": "function_call", "call_id": call_id, "name": name, "arguments": '{"order": 7}'}
+
+
+def _output(call_id: str, output: str) -> dict[str, Any]:
+    return {"type": "function_call_output", "call_id": call_id, "output": output}
+
+
+# session id -> (created, updated, metadata, [(turn, item), ...])
+SESSIONS: dict[str, tuple[str, str, Any, list[tuple[int, dict[str, Any]]]]] = {
+    "sales-1": (
+        "2025-02-01T10:00:00+00:00",
+        "2025-02-01T10:02:00+00:00",
+        None,
+        [
+            (1, _user("Do you ship to Norway?")),
+            (1, _assistant("Yes, we ship to Norway.")),
+            (2, _user("Great, thanks")),
+            (2, _assistant("You are welcome!")),
+        ],
+    ),
+    "support-42": (
+        "2026-01-10T09:00:00+00:00",
+        ACTIVE.isoformat(),
+        {"customer": "acme", "tier": "gold"},
+        [
+            (1, _user("My order 7 has not arrived, I want a refund")),
+            (1, _call("c1", "lookup_order")),
+            (1, _output("c1", "status: lost in transit")),
+            (1, _assistant("Sorry! Order 7 was lost. I have started a refund.")),
+            (2, _user("How long will the refund take?")),
+            (2, _call("c2", "refund_eta")),
+            (2, _output("c2", "3 days")),
+            (2, _assistant("Your refund arrives in 3 days.")),
+        ],
+    ),
+    "support-7": (
+        "2025-01-01T08:00:00+00:00",
+        "2025-01-01T08:10:00+00:00",
+        {"customer": "globex"},
+        [
+            (1, _user("Bonjour, où est ma facture ?")),
+            (1, _assistant("Votre facture est dans votre espace client.")),
+        ],
+    ),
+}
+
+
+def export_text() -> str:
+    """The fixture as an export file (format version 1)."""
+    lines: list[Any] = [{"format": "history_store.export", "version": 1}]
+    for session_id, (created, updated, metadata, items) in SESSIONS.items():
+        header = {
+            "session_id": session_id,
+            "created_at": created,
+            "updated_at": updated,
+            "metadata": metadata,
+            "items": len(items),
+            "turns": max(turn for turn, _ in items),
+            "last_seq": len(items),
+        }
+        lines.append({"session": header})
+        for seq, (turn, item) in enumerate(items, start=1):
+            lines.append({"seq": seq, "turn": turn, "created_at": created, "item": item})
+    return "".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines)
+
+
+async def populate(url: str, directory: Path) -> Path:
+    """Write the fixture file into ``directory``, import it into ``url`` (schema upgraded
+    first, as a deploy would on PostgreSQL); returns the file."""
+    await upgrade(url)
+    path = directory / "fixture.jsonl"
+    path.write_text(export_text(), encoding="utf-8")
+    await import_(path, url)
+    return path

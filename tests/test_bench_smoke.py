@@ -1,0 +1,60 @@
+"""The benchmark suite runs end to end (tiny sizes) and reports every workload and implementation.
+
+No timing is asserted: the numbers are only checked to exist and to be well-formed.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from bench.impls import OURS, PG_IMPLS, SQLITE_IMPLS
+from bench.report import TARGETS
+from bench.suite import SDK_SESSIONS
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_tiny_run_reports_every_workload_and_implementation(pg_url: str, tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    completed = subprocess.run(
+        [sys.executable, "-m", "bench", "--profile", "tiny", "--json", str(out)]
+        + ["--pg-url", pg_url, "--workdir", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert "Targets:" in completed.stdout
+    result = json.loads(out.read_text())
+
+    for workload in ("W1", "W3", "W4", "W6"):
+        assert set(result[workload]["results"]) == set(SQLITE_IMPLS), workload
+    w2_keys = {f"{name}@{size}" for name in SQLITE_IMPLS for size in (50, 200)}
+    assert set(result["W2"]["results"]) == w2_keys
+    assert set(result["W5"]["results"]) == set(SQLITE_IMPLS)
+    for part in ("W7_W1", "W7_W4"):
+        assert set(result[part]["results"]) == set(PG_IMPLS), part
+    assert set(result["W7_W2"]["results"]) == {f"{n}@{s}" for n in PG_IMPLS for s in (50, 200)}
+    assert set(result["W8"]["results"]) == {"no_session", *SDK_SESSIONS}
+
+    # Every write was stored and verified: counts and order are exact, not timed.
+    assert result["W1"]["stored_ok"] == {name: True for name in SQLITE_IMPLS}
+    assert result["W4"]["missing_items"] == {name: 0 for name in SQLITE_IMPLS}
+    assert result["W4"]["errors"][OURS] == 0
+    for name in SQLITE_IMPLS:
+        w5 = result["W5"]["results"][name]
+        assert (w5["count"], w5["expected"]) == (40, 40), name
+        assert w5["in_order"] is True, name
+        assert result["W3"]["results"][name]["items"] == 200, name
+    assert result["W5"]["results"][OURS]["batches_contiguous"] is True
+    assert result["W6"]["pops_returning_none"] == {}
+    for name in SQLITE_IMPLS:
+        assert result["W1"]["results"][name]["chunks"] == 3
+        assert result["W1"]["results"][name]["median_us"] > 0
+
+    assert [t["id"] for t in result["targets"]] == [t[0] for t in TARGETS]
+    assert all(t["pass"] in (True, False) for t in result["targets"])

@@ -20,6 +20,12 @@ from .items import make_batch
 
 
 def _maxrss_kib() -> int:
+    # VmHWM is this process's own peak. ru_maxrss is not: Linux carries it over from the
+    # parent through fork and exec, so every child would report the benchmark's own peak.
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 

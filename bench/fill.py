@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -91,11 +91,26 @@ def _fill_advanced(db: sqlite3.Connection, session_id: str, count: int) -> None:
     )
 
 
+def _stamps(count: int) -> Iterator[datetime]:
+    # One 4-item batch per second, as if written turn by turn: CURRENT_TIMESTAMP has
+    # one-second resolution, so a batch shares its stamp. Giving all rows one stamp instead
+    # would make SQLAlchemySession (which orders by created_at, then id) sort the whole
+    # session on every read, a cost real histories do not have.
+    base = datetime.now(timezone.utc).replace(tzinfo=None, microsecond=0) - timedelta(
+        seconds=count // 4 + 1
+    )
+    for index in range(count):
+        yield base + timedelta(seconds=index // 4)
+
+
 def _fill_sdk(db: sqlite3.Connection, session_id: str, count: int) -> None:
     db.execute("INSERT OR IGNORE INTO agent_sessions (session_id) VALUES (?)", (session_id,))
     db.executemany(
-        "INSERT INTO agent_messages (session_id, message_data) VALUES (?, ?)",
-        ((session_id, _POOL_JSON[i % len(_POOL_JSON)]) for i in range(count)),
+        "INSERT INTO agent_messages (session_id, message_data, created_at) VALUES (?, ?, ?)",
+        (
+            (session_id, _POOL_JSON[i % len(_POOL_JSON)], stamp.strftime("%Y-%m-%d %H:%M:%S"))
+            for i, stamp in enumerate(_stamps(count))
+        ),
     )
 
 
@@ -165,8 +180,11 @@ async def fill_pg(name: str, url: str, session_id: str, count: int) -> None:
                 )
                 await connection.copy_records_to_table(
                     "agent_messages",
-                    records=((session_id, _POOL_JSON[i % len(_POOL_JSON)]) for i in range(count)),
-                    columns=["session_id", "message_data"],
+                    records=(
+                        (session_id, _POOL_JSON[i % len(_POOL_JSON)], stamp)
+                        for i, stamp in enumerate(_stamps(count))
+                    ),
+                    columns=["session_id", "message_data", "created_at"],
                 )
     finally:
         await connection.close()

@@ -9,8 +9,11 @@ from __future__ import annotations
 from ._backend import is_chat_completions
 from ._chat import chat
 from ._install import install, installed, uninstall
+from .copy import copy_database
 from .errors import (
     ConfigurationError,
+    CopyConflictError,
+    CopyVerificationError,
     DatabaseBusyError,
     DatabaseNotFoundError,
     DatabaseUnavailableError,
@@ -22,6 +25,7 @@ from .errors import (
     ReadOnlyQueryError,
     SchemaOutOfDateError,
     ServerManagedStateError,
+    SessionExistsError,
     SessionNotFoundError,
     StoreClosedError,
 )
@@ -29,6 +33,8 @@ from .guard import StrictModel, StrictModelProvider, strict_model
 from .inspect import search, sessions, show, sql, stats
 from .maintenance import delete, prune
 from .runner import Runner, default_store, session_used
+from .sdk_export import export_to_sdk
+from .sdk_import import migrate_from_sdk
 from .session import HistorySession
 from .store import HistoryStore
 from .transfer import export, import_
@@ -52,6 +58,9 @@ __all__ = [
     "ServerManagedStateError",
     "SessionNotFoundError",
     "StoreClosedError",
+    "SessionExistsError",
+    "CopyConflictError",
+    "CopyVerificationError",
     "Runner",
     "default_store",
     "session_used",
@@ -72,5 +81,8 @@ __all__ = [
     "delete",
     "prune",
     "chat",
+    "migrate_from_sdk",
+    "export_to_sdk",
+    "copy_database",
     "__version__",
 ]

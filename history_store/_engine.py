@@ -16,7 +16,9 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
+from sqlalchemy.util import await_
 
+from ._fastpath import use_one_trip_adapter
 from .errors import (
     ConfigurationError,
     DatabaseBusyError,
@@ -38,6 +40,7 @@ BEGIN_OPTION = "history_store_begin"
 """Execution option naming how an SQLite transaction begins: DEFERRED (default),
 IMMEDIATE (writers) or AUTOCOMMIT (no transaction at all)."""
 _BEGIN_MODES = frozenset({"DEFERRED", "IMMEDIATE", "AUTOCOMMIT"})
+_PENDING_BEGIN = "history_store_pending_begin"
 WRITE_OPTIONS = {BEGIN_OPTION: "IMMEDIATE"}
 
 
@@ -112,6 +115,8 @@ def _configure_sqlite(engine: AsyncEngine, *, read_only: bool) -> None:
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         # Take over BEGIN from pysqlite so writers can ask for BEGIN IMMEDIATE (below).
         dbapi_connection.isolation_level = None
+        # One trip to aiosqlite's thread per statement instead of four (see _fastpath).
+        use_one_trip_adapter(dbapi_connection)
         cursor = dbapi_connection.cursor()
         cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA foreign_keys = ON")
@@ -131,11 +136,28 @@ def _configure_sqlite(engine: AsyncEngine, *, read_only: bool) -> None:
         mode = connection.get_execution_options().get(BEGIN_OPTION, "DEFERRED")
         if mode not in _BEGIN_MODES:
             raise ConfigurationError(f"unknown SQLite begin mode {mode!r}")
+        # The BEGIN itself is sent by _do_begin, which SQLAlchemy calls right after this.
+        connection.connection.info[_PENDING_BEGIN] = mode
+
+    # Sent from the dialect's do_begin rather than with exec_driver_sql in the event above:
+    # through the adapted cursor a BEGIN costs three trips to aiosqlite's thread (cursor,
+    # execute, close), here one. SQLAlchemy wraps do_begin's errors like any statement's, so
+    # a lock error at BEGIN still reaches handle_error listeners and retry_on_lock.
+    def _do_begin(dbapi_connection: Any) -> None:
+        mode = dbapi_connection.info.pop(_PENDING_BEGIN, "AUTOCOMMIT")
         # Constant statements only: no SQL is built from values (tests/test_security.py).
         if mode == "IMMEDIATE":
-            connection.exec_driver_sql("BEGIN IMMEDIATE")
+            _driver_execute(dbapi_connection, "BEGIN IMMEDIATE")
         elif mode == "DEFERRED":
-            connection.exec_driver_sql("BEGIN DEFERRED")
+            _driver_execute(dbapi_connection, "BEGIN DEFERRED")
+
+    engine.sync_engine.dialect.do_begin = _do_begin  # type: ignore[method-assign]
+
+
+def _driver_execute(dbapi_connection: Any, statement: str) -> None:
+    """Run one statement on aiosqlite's thread in a single round trip (no cursor kept)."""
+    driver = dbapi_connection.driver_connection
+    await_(driver._execute(lambda: driver._conn.execute(statement).close()))
 
 
 def _pool_options(pooled: bool, size: int, overflow: int) -> dict[str, Any]:

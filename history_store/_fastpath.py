@@ -1,27 +1,39 @@
-"""SQLite hot paths: the body of each write transaction is one call on aiosqlite's thread.
+"""SQLite hot paths: fewer round trips to aiosqlite's worker thread.
 
 Through SQLAlchemy's async adaptation every DBAPI call is a round trip between the event loop
-and the thread aiosqlite runs the connection on (cursor, execute, fetch, close, BEGIN, commit,
-and the pool's rollback-on-return): a 4-item ``add_items`` made about twelve of them, each
-costing a thread wake-up. Here SQLAlchemy still begins and commits the transaction (its
-events, lock-error handling and rollback stay as they were), and the statements in between
-(upsert + executemany, or pop's select + delete + update) are one function queued on that
-thread: one round trip instead of seven or more. The SQL is the SQLite form of
-the Core statements in ``session.py`` and writes the same values; driver errors come back as
-SQLAlchemy's ``DBAPIError`` subclasses, so ``retry_on_lock`` and callers see what they saw
-before. docs/performance.md has the measurements behind each choice.
+and the thread aiosqlite runs the connection on, each costing a thread wake-up (~90 us on the
+dev machine): a 4-item ``add_items`` made about twelve, a tail read eight. This module cuts
+them while SQLAlchemy keeps beginning, committing and rolling back (so its events, lock-error
+handling and pool behave as before):
+
+* :class:`OneTripCursor` / :class:`OneTripConnection`: one trip per statement instead of four,
+  none for a commit or rollback with no transaction open;
+* :func:`add_rows` / :func:`pop_row`: the statements of a write transaction's body as one
+  function run on the driver's thread by :func:`run_on_driver`;
+* :func:`write_lock`: in-process SQLite writers queue in Python instead of sleeping in SQLite's
+  busy handler.
+
+The SQL is the SQLite form of the Core statements in ``session.py`` and writes the same values;
+driver errors come back as SQLAlchemy's ``DBAPIError`` subclasses, so ``retry_on_lock`` and
+callers see what they saw before. docs/performance.md has the measurements behind each choice.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import sqlite3
 import weakref
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
+import aiosqlite
 from sqlalchemy.dialects import sqlite
+from sqlalchemy.dialects.sqlite.aiosqlite import (
+    AsyncAdapt_aiosqlite_connection,
+    AsyncAdapt_aiosqlite_cursor,
+)
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -154,3 +166,78 @@ def pop_row(
         if len(rows) < window:
             return None
         below = rows[-1][0]
+
+
+class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
+    """SQLAlchemy's aiosqlite cursor, with one trip to the driver's thread per statement.
+
+    The stock cursor makes four (create the cursor, execute, fetchall, close). Creating and
+    closing a sqlite3 cursor touches no database page, so it is done on the calling thread
+    (the connection is opened with ``check_same_thread=False``, and SQLite serializes calls
+    on one handle); execute and fetchall run together on the driver's thread. Everything
+    SQLAlchemy sees (events, errors, description, rowcount) is unchanged.
+    """
+
+    __slots__ = ()
+
+    def _make_new_cursor(self, connection: Any) -> Any:
+        return aiosqlite.Cursor(connection, connection._conn.cursor())
+
+    def _aenter_cursor(self, cursor: Any) -> Any:
+        return cursor
+
+    async def _execute_async(self, operation: Any, parameters: Any) -> Any:
+        cursor = self._cursor._cursor  # type: ignore[attr-defined]
+
+        def execute_and_fetch() -> list[Any] | None:
+            cursor.execute(operation, () if parameters is None else parameters)
+            return cursor.fetchall() if cursor.description else None
+
+        async with self._adapt_connection._execute_mutex:
+            rows = await self._connection._execute(execute_and_fetch)
+        if rows is not None:
+            self._rows = collections.deque(rows)
+        return self._cursor
+
+    async def _async_soft_close(self) -> None:
+        self._soft_closed_memoized = self._soft_closed_memoized.union(
+            {"description": self._cursor.description}
+        )
+        self._cursor._cursor.close()  # type: ignore[attr-defined]
+
+    def close(self) -> None:
+        self._rows.clear()
+        if not self._soft_closed_memoized:
+            self._cursor._cursor.close()  # type: ignore[attr-defined]
+
+
+class OneTripConnection(AsyncAdapt_aiosqlite_connection):
+    """SQLAlchemy's aiosqlite connection using :class:`OneTripCursor`, and skipping the trip
+    for a commit or rollback when no transaction is open (sqlite3 would do nothing then)."""
+
+    __slots__ = ()
+    _cursor_cls = OneTripCursor
+
+    def rollback(self) -> None:
+        if self._in_transaction():
+            super().rollback()
+
+    def commit(self) -> None:
+        if self._in_transaction():
+            super().commit()
+
+    def _in_transaction(self) -> bool:
+        try:
+            return bool(self._connection.in_transaction)
+        except ValueError:  # closed: let the stock method decide what to do
+            return True
+
+
+def use_one_trip_adapter(dbapi_connection: Any) -> None:
+    """Switch a freshly opened aiosqlite connection to :class:`OneTripConnection`.
+
+    Only when SQLite is built serialized (``threadsafety == 3``): the cursor then touches the
+    handle from the calling thread while the driver's thread may use it.
+    """
+    if type(dbapi_connection) is AsyncAdapt_aiosqlite_connection and sqlite3.threadsafety == 3:
+        dbapi_connection.__class__ = OneTripConnection

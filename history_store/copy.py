@@ -27,7 +27,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from . import tables
 from ._engine import WRITE_OPTIONS, make_engine, redact, resolve_url
-from .errors import ConfigurationError, HistoryStoreError, InvalidArgumentError
+from .errors import (
+    ConfigurationError,
+    CopyConflictError,
+    CopyVerificationError,
+    InvalidArgumentError,
+)
 from .schema import MigrateMode, ensure_schema
 from .sdk_import import ProgressCallback, open_destination
 
@@ -35,9 +40,7 @@ if TYPE_CHECKING:
     from hashlib import _Hash
 
 __all__ = [
-    "CopyConflictError",
     "CopyReport",
-    "CopyVerificationError",
     "SessionDigest",
     "copy_database",
     "session_digest",
@@ -46,16 +49,6 @@ __all__ = [
 _SESSION_PAGE = 500
 _items = tables.items
 _sessions = tables.sessions
-
-
-class CopyConflictError(HistoryStoreError):
-    """The destination holds a session of the same id whose items differ from the source's
-    (not a prefix of them). Nothing of that session was changed."""
-
-
-class CopyVerificationError(HistoryStoreError):
-    """After copying, a session's destination count or checksum differs from the source's
-    (the source changed during the copy, or a writer touched the destination)."""
 
 
 @dataclass(frozen=True)

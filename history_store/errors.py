@@ -23,6 +23,9 @@ __all__ = [
     "DatabaseUnavailableError",
     "ServerManagedStateError",
     "ImportFormatError",
+    "SessionExistsError",
+    "CopyConflictError",
+    "CopyVerificationError",
 ]
 
 
@@ -88,6 +91,22 @@ class DatabaseUnavailableError(HistoryStoreError, ConnectionError):
 
 class DatabaseBusyError(HistoryStoreError):
     """The database stayed locked by other writers beyond the retry budget."""
+
+
+class SessionExistsError(HistoryStoreError):
+    """A session being imported already exists at the destination (``on_existing="error"``).
+
+    Nothing of that session was written."""
+
+
+class CopyConflictError(HistoryStoreError):
+    """The destination holds a session of the same id whose items differ from the source's
+    (not a prefix of them). Nothing of that session was changed."""
+
+
+class CopyVerificationError(HistoryStoreError):
+    """After copying, a session's destination count or checksum differs from the source's
+    (the source changed during the copy, or a writer touched the destination)."""
 
 
 class ImportFormatError(HistoryStoreError, ValueError):

@@ -32,9 +32,14 @@ from sqlalchemy.sql import text as sql_text
 
 from . import tables
 from ._engine import WRITE_OPTIONS, make_engine, redact, resolve_url
-from .errors import ImportFormatError, InvalidArgumentError, SessionNotFoundError
+from .errors import (
+    ImportFormatError,
+    InvalidArgumentError,
+    SessionExistsError,
+    SessionNotFoundError,
+)
 from .schema import ensure_schema
-from .sdk_import import OnExisting, ProgressCallback, SessionExistsError, source_url
+from .sdk_import import OnExisting, ProgressCallback, source_url
 
 __all__ = ["SdkExportReport", "export_to_sdk", "sdk_tables"]
 

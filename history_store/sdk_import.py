@@ -37,15 +37,14 @@ from ._sdk_layout import (
 from ._sdk_layout import session_ids as sdk_session_ids
 from .errors import (
     DatabaseNotFoundError,
-    HistoryStoreError,
     InvalidArgumentError,
     InvalidItemError,
     InvalidSessionIdError,
+    SessionExistsError,
 )
 from .schema import MigrateMode, ensure_schema
 
 __all__ = [
-    "SessionExistsError",
     "SdkImportReport",
     "SdkSessionReport",
     "migrate_from_sdk",
@@ -58,11 +57,6 @@ ProgressCallback = Callable[[int], None]
 
 METADATA_KEY = "sdk_import"
 """Key of ``hs_sessions.metadata`` under which an imported session records where it came from."""
-
-
-class SessionExistsError(HistoryStoreError):
-    """A session being imported or copied already exists at the destination (``on_existing``
-    is ``"error"``). Nothing of that session was written."""
 
 
 @dataclass

@@ -17,7 +17,7 @@ from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from . import _fastpath, tables
-from ._engine import WRITE_OPTIONS, retry_on_lock
+from ._engine import BEGIN_OPTION, WRITE_OPTIONS, retry_on_lock
 from ._items import encode_items, is_user_input, load_item, validate_session_id
 from .errors import InvalidArgumentError
 from .schema import MigrateMode
@@ -31,6 +31,7 @@ logger = logging.getLogger("history_store")
 _T = TypeVar("_T")
 _items = tables.items
 _sessions = tables.sessions
+READ_OPTIONS = {BEGIN_OPTION: "AUTOCOMMIT"}
 # Rows read per round when skipping corrupt rows at the tail.
 _TAIL_WINDOW = 8
 
@@ -182,6 +183,9 @@ class HistorySession:
             return []
         engine = await self.store.engine()
         async with engine.connect() as connection:
+            # No BEGIN: each SELECT is its own snapshot, and a tail read that widens its window
+            # re-reads the whole window. On SQLite that saves a trip to the driver's thread.
+            await connection.execution_options(**READ_OPTIONS)
             if effective is None:
                 statement = self._select_items().order_by(_items.c.seq)
                 return self._decode((await connection.execute(statement)).all())

@@ -17,9 +17,9 @@ from agents import Agent, OpenAIChatCompletionsModel, Runner, SQLiteSession, fun
 from agents.extensions.memory import AdvancedSQLiteSession, AsyncSQLiteSession, SQLAlchemySession
 from openai import AsyncOpenAI
 
-from history_store import HistoryStore, ImportFormatError
+from history_store import HistoryStore, ImportFormatError, SessionExistsError
 from history_store.sdk_export import export_to_sdk
-from history_store.sdk_import import METADATA_KEY, SessionExistsError, migrate_from_sdk
+from history_store.sdk_import import METADATA_KEY, migrate_from_sdk
 from history_store.testing import StubModelServer, ToolCall
 
 PROMPTS = ("What is the weather in Paris?", "Thanks. My name is Ada.", "héllo ✓ 🎉 again")

@@ -6,7 +6,8 @@ import asyncio
 import json
 import os
 import random
-from collections.abc import Awaitable, Callable
+import time
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import quote
@@ -15,10 +16,8 @@ from sqlalchemy import event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
-from sqlalchemy.pool import NullPool
-from sqlalchemy.util import await_
+from sqlalchemy.pool import NullPool, StaticPool
 
-from ._fastpath import use_one_trip_adapter
 from .errors import (
     ConfigurationError,
     DatabaseBusyError,
@@ -40,7 +39,6 @@ BEGIN_OPTION = "history_store_begin"
 """Execution option naming how an SQLite transaction begins: DEFERRED (default),
 IMMEDIATE (writers) or AUTOCOMMIT (no transaction at all)."""
 _BEGIN_MODES = frozenset({"DEFERRED", "IMMEDIATE", "AUTOCOMMIT"})
-_PENDING_BEGIN = "history_store_pending_begin"
 WRITE_OPTIONS = {BEGIN_OPTION: "IMMEDIATE"}
 
 
@@ -110,22 +108,58 @@ def create_sqlite_file(path: Path) -> None:
     os.close(fd)
 
 
+def sqlite_pragmas(*, read_only: bool = False) -> tuple[str, ...]:
+    """The PRAGMAs every SQLite connection of history_store runs when it opens.
+
+    WAL lets readers work while one writer writes; ``synchronous=NORMAL`` in WAL mode makes a
+    commit durable against a crash of the application (not of the machine) without an fsync
+    per commit. The busy timeout, which makes a writer wait for another's lock instead of
+    failing, is the driver's ``timeout`` argument (:func:`sqlite_busy_timeout`).
+    """
+    if read_only:
+        return ("PRAGMA foreign_keys = ON", "PRAGMA query_only = ON")
+    return (
+        "PRAGMA foreign_keys = ON",
+        "PRAGMA journal_mode = WAL",
+        "PRAGMA synchronous = NORMAL",
+    )
+
+
+def configure_sqlite_connection(connection: Any, *, read_only: bool = False) -> None:
+    """Run :func:`sqlite_pragmas` on a new DBAPI connection (sqlite3 or SQLAlchemy's adapted
+    aiosqlite one).
+
+    Switching a new file to WAL needs a moment alone with it, and SQLite answers "locked"
+    at once, without the busy timeout, when another process is opening it at the same time:
+    that PRAGMA is retried until the busy timeout has passed.
+    """
+    cursor = connection.cursor()
+    try:
+        for pragma in sqlite_pragmas(read_only=read_only):
+            deadline = time.monotonic() + sqlite_busy_timeout()
+            while True:
+                try:
+                    cursor.execute(pragma)
+                    break
+                except Exception as exc:
+                    if "locked" not in str(exc).lower() or time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.005)
+    finally:
+        cursor.close()
+
+
+def sqlite_busy_timeout() -> float:
+    """Seconds an SQLite connection waits for another's lock (sqlite3's ``timeout``)."""
+    return SQLITE_BUSY_TIMEOUT_MS / 1000
+
+
 def _configure_sqlite(engine: AsyncEngine, *, read_only: bool) -> None:
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         # Take over BEGIN from pysqlite so writers can ask for BEGIN IMMEDIATE (below).
         dbapi_connection.isolation_level = None
-        # One trip to aiosqlite's thread per statement instead of four (see _fastpath).
-        use_one_trip_adapter(dbapi_connection)
-        cursor = dbapi_connection.cursor()
-        cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
-        cursor.execute("PRAGMA foreign_keys = ON")
-        if read_only:
-            cursor.execute("PRAGMA query_only = ON")
-        else:
-            cursor.execute("PRAGMA journal_mode = WAL")
-            cursor.execute("PRAGMA synchronous = NORMAL")
-        cursor.close()
+        configure_sqlite_connection(dbapi_connection, read_only=read_only)
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Any) -> None:
@@ -136,28 +170,11 @@ def _configure_sqlite(engine: AsyncEngine, *, read_only: bool) -> None:
         mode = connection.get_execution_options().get(BEGIN_OPTION, "DEFERRED")
         if mode not in _BEGIN_MODES:
             raise ConfigurationError(f"unknown SQLite begin mode {mode!r}")
-        # The BEGIN itself is sent by _do_begin, which SQLAlchemy calls right after this.
-        connection.connection.info[_PENDING_BEGIN] = mode
-
-    # Sent from the dialect's do_begin rather than with exec_driver_sql in the event above:
-    # through the adapted cursor a BEGIN costs three trips to aiosqlite's thread (cursor,
-    # execute, close), here one. SQLAlchemy wraps do_begin's errors like any statement's, so
-    # a lock error at BEGIN still reaches handle_error listeners and retry_on_lock.
-    def _do_begin(dbapi_connection: Any) -> None:
-        mode = dbapi_connection.info.pop(_PENDING_BEGIN, "AUTOCOMMIT")
         # Constant statements only: no SQL is built from values (tests/test_security.py).
         if mode == "IMMEDIATE":
-            _driver_execute(dbapi_connection, "BEGIN IMMEDIATE")
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
         elif mode == "DEFERRED":
-            _driver_execute(dbapi_connection, "BEGIN DEFERRED")
-
-    engine.sync_engine.dialect.do_begin = _do_begin  # type: ignore[method-assign]
-
-
-def _driver_execute(dbapi_connection: Any, statement: str) -> None:
-    """Run one statement on aiosqlite's thread in a single round trip (no cursor kept)."""
-    driver = dbapi_connection.driver_connection
-    await_(driver._execute(lambda: driver._conn.execute(statement).close()))
+            connection.exec_driver_sql("BEGIN DEFERRED")
 
 
 def _pool_options(pooled: bool, size: int, overflow: int) -> dict[str, Any]:
@@ -186,7 +203,14 @@ def make_engine(url: URL, *, read_only: bool = False, pooled: bool = True) -> As
             )
         elif path is not None:
             create_sqlite_file(path)
-        engine = create_async_engine(url, json_serializer=dump_json, **_pool_options(pooled, 8, 24))
+        # An in-memory database lives in one connection: every checkout must get that one.
+        pool = {"poolclass": StaticPool} if path is None else _pool_options(pooled, 8, 24)
+        engine = create_async_engine(
+            url,
+            json_serializer=dump_json,
+            connect_args={"timeout": sqlite_busy_timeout()},
+            **pool,
+        )
         _configure_sqlite(engine, read_only=read_only)
         return engine
     connect_args: dict[str, Any] = {}
@@ -220,22 +244,46 @@ def is_lock_error(exc: BaseException) -> bool:
     return False
 
 
-async def retry_on_lock(operation: Callable[[], Awaitable[_T]], *, what: str, url: URL) -> _T:
-    """Run ``operation`` (one whole transaction), retrying a bounded number of times on lock
-    errors. Each attempt is all-or-nothing, so a retry never stores anything twice."""
+def lock_retry_delays() -> Iterator[float]:
+    """Seconds to sleep before each retry of a transaction that met a lock error.
+
+    Jittered exponential backoff, ``LOCK_RETRY_ATTEMPTS - 1`` delays: the caller gives up when
+    the iterator is exhausted.
+    """
     delay = 0.01
-    for attempt in range(1, LOCK_RETRY_ATTEMPTS + 1):
+    for _ in range(LOCK_RETRY_ATTEMPTS - 1):
+        yield delay * (0.5 + random.random())
+        delay = min(delay * 2, 1.0)
+
+
+def busy_error(what: str, url: URL) -> DatabaseBusyError:
+    return DatabaseBusyError(
+        f"{what} failed: {redact(url)} stayed locked by other writers after "
+        f"{LOCK_RETRY_ATTEMPTS} attempts. Retry later, or move many concurrent "
+        "writers to PostgreSQL."
+    )
+
+
+async def retry_on_lock(
+    operation: Callable[[], Awaitable[_T]],
+    *,
+    what: str,
+    url: URL,
+    give_up: Callable[[], bool] = lambda: False,
+) -> _T:
+    """Run ``operation`` (one whole transaction), retrying a bounded number of times on lock
+    errors. Each attempt is all-or-nothing, so a retry never stores anything twice.
+
+    ``give_up()`` is asked before each retry: a caller that was cancelled stops retrying.
+    """
+    delays = lock_retry_delays()
+    while True:
         try:
             return await operation()
         except DBAPIError as exc:
-            if not is_lock_error(exc):
+            if not is_lock_error(exc) or give_up():
                 raise
-            if attempt == LOCK_RETRY_ATTEMPTS:
-                raise DatabaseBusyError(
-                    f"{what} failed: {redact(url)} stayed locked by other writers after "
-                    f"{LOCK_RETRY_ATTEMPTS} attempts. Retry later, or move many concurrent "
-                    "writers to PostgreSQL."
-                ) from exc
-            await asyncio.sleep(delay * (0.5 + random.random()))
-            delay = min(delay * 2, 1.0)
-    raise AssertionError("unreachable")
+            delay = next(delays, None)
+            if delay is None:
+                raise busy_error(what, url) from exc
+            await asyncio.sleep(delay)

@@ -8,7 +8,7 @@ from it for people reading the tables with SQL.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +18,16 @@ MAX_SESSION_ID_BYTES = 1024
 """Longest session id accepted, in UTF-8 bytes (PostgreSQL's btree rows must stay small)."""
 
 _TEXT_PART_KEYS = ("text", "refusal", "transcript")
+
+
+Rows = list[tuple[int, str]]
+"""``(seq, item JSON)`` rows of one session, oldest first."""
+
+Decode = Callable[[int, str], Any]
+"""Parses one stored row ``(seq, item JSON)``; returns :data:`CORRUPT` if it cannot."""
+
+CORRUPT: Any = object()
+"""What a :data:`Decode` returns for a row whose JSON is not an item."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +96,21 @@ def load_item(item_json: str) -> Any:
     if not isinstance(value, dict):
         raise ValueError(f"stored item is a JSON {type(value).__name__}, not an object")
     return value
+
+
+def load_items(items_json: Sequence[str]) -> list[Any] | None:
+    """Parse many stored items at once, or ``None`` if any of them is corrupt.
+
+    One parse of the joined array costs much less than one per row; the caller falls back to
+    :func:`load_item` row by row to find (and report) the corrupt ones.
+    """
+    try:
+        values = json.loads("[" + ",".join(items_json) + "]", parse_constant=_reject_non_finite)
+    except ValueError:
+        return None
+    if len(values) != len(items_json) or not all(type(value) is dict for value in values):
+        return None
+    return values  # type: ignore[no-any-return]
 
 
 def _clean_text(text: str) -> str | None:
@@ -205,3 +230,19 @@ def encode_items(items: Sequence[Any]) -> list[EncodedItem]:
             )
         )
     return encoded
+
+
+def numbered(
+    encoded: Sequence[EncodedItem], *, last_seq: int, turn_count: int
+) -> Iterator[tuple[int, int, EncodedItem]]:
+    """``(seq, turn, item)`` for each item of a batch.
+
+    ``last_seq`` and ``turn_count`` are the session's counters after the batch was counted in
+    (what the counters upsert returns), so the batch takes the seq range that ends there.
+    """
+    seq = last_seq - len(encoded)
+    turn = turn_count - sum(1 for item in encoded if item.starts_turn)
+    for item in encoded:
+        seq += 1
+        turn += item.starts_turn
+        yield seq, turn, item

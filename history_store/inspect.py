@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from . import _search_index as search_index
 from . import tables
 from ._access import as_utc, read_engine
 from ._sql_query import QueryResult, sql
@@ -257,14 +258,24 @@ async def search(
     if not text.split():
         raise InvalidArgumentError("search text is empty; give at least one word")
     async with read_engine(url) as engine, engine.connect() as connection:
-        if connection.dialect.name == "sqlite":
-            statement, query = _SQLITE_SEARCH, fts5_query(text)
-        else:
-            statement, query = _PG_SEARCH, text
-        rows = await connection.execute(
-            sa.text(statement), {"query": query, "session_id": session_id, "limit": limit}
+        if connection.dialect.name != "sqlite":
+            rows = await connection.execute(
+                sa.text(_PG_SEARCH), {"query": text, "session_id": session_id, "limit": limit}
+            )
+            return [SearchHit(*row) for row in rows]
+        indexed = await connection.execute(
+            sa.text(_SQLITE_SEARCH),
+            {"query": fts5_query(text), "session_id": session_id, "limit": limit},
         )
-        return [SearchHit(*row) for row in rows]
+        hits = [SearchHit(*row) for row in indexed]
+        # Rows written since the index was last brought up to date (see _search_index).
+        query_words = search_index.words(text)
+        queued = await connection.execute(
+            sa.text(search_index.PENDING_ROWS), {"session_id": session_id}
+        )
+        hits += [SearchHit(*row) for row in queued if search_index.matches(query_words, row.text)]
+        hits.sort(key=lambda hit: (hit.session_id, hit.seq))
+        return hits[:limit]
 
 
 async def _database_bytes(connection: AsyncConnection) -> int:

@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from . import _search_index as search_index
 from . import tables
 from ._access import chunks, write_store, write_transaction
 from .errors import InvalidArgumentError, SessionNotFoundError
@@ -70,9 +71,8 @@ async def _vacuum(store: HistoryStore) -> None:
         await connection.execution_options(history_store_begin="AUTOCOMMIT")
         await connection.exec_driver_sql("VACUUM")
         # The FTS index is keyed on hs_items' rowid, which VACUUM is allowed to renumber.
-        await connection.exec_driver_sql(
-            "INSERT INTO hs_items_fts(hs_items_fts) VALUES ('rebuild')"
-        )
+        for statement in search_index.REBUILD:
+            await connection.exec_driver_sql(statement)
 
 
 async def delete(session_ids: Sequence[str], url: str | URL | None = None) -> PruneResult:

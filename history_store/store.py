@@ -10,8 +10,10 @@ from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from ._engine import is_sqlite, make_engine, redact, resolve_url, unavailable
+from ._core_history import CoreHistory
+from ._engine import is_sqlite, make_engine, redact, resolve_url, sqlite_path, unavailable
 from ._loop_engines import LoopEngines
+from ._sqlite_direct import SQLiteHistory
 from .errors import ConfigurationError, StoreClosedError
 from .schema import MigrateMode, ensure_schema
 
@@ -36,8 +38,9 @@ class HistoryStore:
 
     One async engine (and connection pool) serves every session of the store. Async engines
     belong to an event loop, so a store used from several loops (``Runner.run_sync`` in
-    threads) keeps one engine per loop. Close the store with ``await store.close()`` or
-    ``async with HistoryStore(...) as store:``.
+    threads) keeps one engine per loop. On an SQLite file the sessions' own reads and writes
+    take a shorter path through the stdlib driver, shared by every loop (``_sqlite_direct``).
+    Close the store with ``await store.close()`` or ``async with HistoryStore(...) as store:``.
     """
 
     def __init__(
@@ -57,6 +60,8 @@ class HistoryStore:
         self._engines = LoopEngines(lambda pooled: make_engine(self._url, pooled=pooled))
         self._schema_ready = False
         self._closed = False
+        path = sqlite_path(self._url) if is_sqlite(self._url) else None
+        self._sqlite = SQLiteHistory(path, self._url) if path is not None else None
 
     @property
     def url(self) -> str:
@@ -118,10 +123,23 @@ class HistoryStore:
             self._schema_ready = True
         return engine
 
+    async def history(self) -> SQLiteHistory | CoreHistory:
+        """What the sessions read and write through: the direct SQLite path on an SQLite
+        file, SQLAlchemy Core otherwise. The schema is checked (or migrated) first, once."""
+        if self._closed:
+            raise StoreClosedError(f"{self!r} is closed; open a new HistoryStore")
+        if self._sqlite is None:
+            return CoreHistory(await self.engine())
+        if not self._schema_ready:
+            await self.engine()
+        return self._sqlite
+
     async def close(self) -> None:
         """Close every connection of the store. Sessions of a closed store raise on use."""
         self._closed = True
         await self._engines.dispose_all()
+        if self._sqlite is not None:
+            await self._sqlite.close()
 
     async def __aenter__(self) -> HistoryStore:
         return self

@@ -45,10 +45,16 @@ async def test_cancelled_add_items_stores_whole_batch_or_nothing(db_url: str) ->
     async with HistoryStore(db_url, migrate="auto") as store:
         session = store.session("cancel")
         await session.add_items([{"role": "user", "content": "before"}])
+        completed = set()
         cancelled = 0
         for k in range(ROUNDS):
-            # Step counts spread over connect, BEGIN, the upsert, the insert and COMMIT.
-            cancelled += await _cancel_after(session, k, steps=k * 3 % 50, twice=k % 4 == 0)
+            # Step counts spread over connect, BEGIN, the upsert, the insert and COMMIT. On an
+            # SQLite file a write whose lock is free completes without yielding to the loop,
+            # so only a cancel that comes before it starts can interrupt it.
+            if await _cancel_after(session, k, steps=k * 3 % 50, twice=k % 4 == 0):
+                cancelled += 1
+            else:
+                completed.add(k)
         items = await session.get_items()
         assert items[0] == {"role": "user", "content": "before"}
         present = []
@@ -59,7 +65,9 @@ async def test_cancelled_add_items_stores_whole_batch_or_nothing(db_url: str) ->
             present.append(k)
             position += BATCH
         assert present == sorted(set(present))
-        assert cancelled == ROUNDS
+        # Every write that completed is stored whole; a cancelled one whole or not at all.
+        assert completed <= set(present)
+        assert cancelled >= ROUNDS // 10
         engine = await store.engine()
         async with engine.connect() as connection:
             counters = (

@@ -112,17 +112,32 @@ async def test_closed_store_refuses_use(db_url: str) -> None:
 
 
 async def captured_tail_query(store: HistoryStore, session_id: str, limit: int) -> tuple[str, Any]:
+    """The SELECT that ``get_items(limit)`` runs, and its parameters."""
     engine = await store.engine()
     statements: list[tuple[str, Any]] = []
+    direct = store._sqlite  # the stdlib-driver path sessions use on an SQLite file
+    if direct is not None:
+        read = direct._read
 
-    def capture(conn: Any, cursor: Any, statement: str, parameters: Any, *args: Any) -> None:
-        statements.append((statement, parameters))
+        def capture_direct(statement: str, parameters: Any, *, inline: bool) -> Any:
+            statements.append((statement, parameters))
+            return read(statement, parameters, inline=inline)
 
-    event.listen(engine.sync_engine, "before_cursor_execute", capture)
-    try:
-        items = await store.session(session_id).get_items(limit)
-    finally:
-        event.remove(engine.sync_engine, "before_cursor_execute", capture)
+        direct._read = capture_direct  # type: ignore[method-assign]
+        try:
+            items = await store.session(session_id).get_items(limit)
+        finally:
+            del direct._read
+    else:
+
+        def capture(conn: Any, cursor: Any, statement: str, parameters: Any, *args: Any) -> None:
+            statements.append((statement, parameters))
+
+        event.listen(engine.sync_engine, "before_cursor_execute", capture)
+        try:
+            items = await store.session(session_id).get_items(limit)
+        finally:
+            event.remove(engine.sync_engine, "before_cursor_execute", capture)
     assert [item["n"] for item in items] == list(range(20_000 - limit + 1, 20_001))
     (select,) = [s for s in statements if s[0].lstrip().upper().startswith("SELECT")]
     return select

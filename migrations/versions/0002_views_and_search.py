@@ -4,8 +4,8 @@ Revision ID: 0002
 Revises: 0001
 Create Date: 2026-11-25
 
-SQLite gets an FTS5 external-content table (``hs_items_fts``) kept in step with ``hs_items``
-by triggers; PostgreSQL gets a GIN index on ``to_tsvector('simple', coalesce(text, ''))``.
+SQLite gets an FTS5 external-content table (``hs_items_fts``) over ``hs_items``, new rows
+queued by a trigger in ``hs_items_fts_pending`` and indexed in bulk; PostgreSQL gets a GIN index on ``to_tsvector('simple', coalesce(text, ''))``.
 ``history_store.inspect.search`` queries whichever is there.
 """
 
@@ -58,35 +58,39 @@ _PG_VIEWS = (
 )
 
 # External content: the text lives once, in hs_items; the FTS table holds only the index,
-# keyed by hs_items' rowid. NULL text is never indexed.
+# keyed by hs_items' rowid. New rows are queued in hs_items_fts_pending and indexed in bulk
+# (history_store/_search_index.py says why); NULL text is never indexed.
 _SQLITE_FTS = (
     "CREATE VIRTUAL TABLE hs_items_fts USING fts5(text, content='hs_items', content_rowid='rowid')",
+    "CREATE TABLE hs_items_fts_pending (item_rowid INTEGER PRIMARY KEY)",
     """
     CREATE TRIGGER hs_items_fts_insert AFTER INSERT ON hs_items WHEN new.text IS NOT NULL
     BEGIN
-        INSERT INTO hs_items_fts(rowid, text) VALUES (new.rowid, new.text);
+        INSERT OR IGNORE INTO hs_items_fts_pending (item_rowid) VALUES (new.rowid);
     END
     """,
     """
     CREATE TRIGGER hs_items_fts_delete AFTER DELETE ON hs_items WHEN old.text IS NOT NULL
     BEGIN
-        INSERT INTO hs_items_fts(hs_items_fts, rowid, text) VALUES ('delete', old.rowid, old.text);
+        INSERT INTO hs_items_fts (hs_items_fts, rowid, text)
+            SELECT 'delete', old.rowid, old.text
+            WHERE NOT EXISTS (SELECT 1 FROM hs_items_fts_pending WHERE item_rowid = old.rowid);
+        DELETE FROM hs_items_fts_pending WHERE item_rowid = old.rowid;
     END
     """,
     """
-    CREATE TRIGGER hs_items_fts_update_old AFTER UPDATE ON hs_items WHEN old.text IS NOT NULL
+    CREATE TRIGGER hs_items_fts_update AFTER UPDATE OF text ON hs_items
     BEGIN
-        INSERT INTO hs_items_fts(hs_items_fts, rowid, text) VALUES ('delete', old.rowid, old.text);
-    END
-    """,
-    """
-    CREATE TRIGGER hs_items_fts_update_new AFTER UPDATE ON hs_items WHEN new.text IS NOT NULL
-    BEGIN
-        INSERT INTO hs_items_fts(rowid, text) VALUES (new.rowid, new.text);
+        INSERT INTO hs_items_fts (hs_items_fts, rowid, text)
+            SELECT 'delete', old.rowid, old.text
+            WHERE old.text IS NOT NULL AND NOT EXISTS
+                (SELECT 1 FROM hs_items_fts_pending WHERE item_rowid = old.rowid);
+        INSERT OR IGNORE INTO hs_items_fts_pending (item_rowid)
+            SELECT new.rowid WHERE new.text IS NOT NULL;
     END
     """,
     # Index the rows stored before this revision.
-    "INSERT INTO hs_items_fts(hs_items_fts) VALUES ('rebuild')",
+    "INSERT INTO hs_items_fts (hs_items_fts) VALUES ('rebuild')",
 )
 
 _PG_FTS = (
@@ -98,8 +102,8 @@ _PG_FTS = (
 _SQLITE_DROP_FTS = (
     "DROP TRIGGER IF EXISTS hs_items_fts_insert",
     "DROP TRIGGER IF EXISTS hs_items_fts_delete",
-    "DROP TRIGGER IF EXISTS hs_items_fts_update_old",
-    "DROP TRIGGER IF EXISTS hs_items_fts_update_new",
+    "DROP TRIGGER IF EXISTS hs_items_fts_update",
+    "DROP TABLE IF EXISTS hs_items_fts_pending",
     "DROP TABLE IF EXISTS hs_items_fts",
 )
 

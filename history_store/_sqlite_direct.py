@@ -1,0 +1,392 @@
+"""The session operations on an SQLite file through the stdlib driver: one hop each.
+
+SQLAlchemy's async layer reaches SQLite through aiosqlite, one thread hop per DBAPI call
+(cursor, execute, fetch, close, BEGIN, COMMIT, the pool's reset): a 4-item ``add_items``
+cost about ten hops and ran slower than the SDK's own ``SQLiteSession``. The four session
+operations are the hot path of every turn, so on an SQLite file they run here instead:
+
+* a write is one transaction (``BEGIN IMMEDIATE``, the statements, ``COMMIT``; tens of
+  microseconds with ``synchronous=NORMAL``), run on the calling thread when the write lock
+  is free at once: handing it to a thread costs more than the write. That connection has no
+  busy timeout and never checkpoints (the writer thread does, every
+  :data:`CHECKPOINT_EVERY_WRITES` writes), so it can never stall the event loop. When another
+  writer holds the lock, the write goes to the store's single writer thread, which waits for
+  the lock (busy timeout, then a bounded retry); writers of one process queue there instead of
+  sleeping in SQLite's busy handler.
+* a tail read of up to :data:`INLINE_READ_ROWS` rows runs on the calling thread too: in WAL
+  mode a reader never waits for a writer, and reading a few pages costs less than a thread
+  hop. If SQLite ever answers busy, the read moves to a worker thread, as longer reads do.
+* new rows' text is indexed for search in bulk, on the writer thread (``_search_index``).
+
+Everything else (schema, migrations, PostgreSQL, the inspection tools) uses SQLAlchemy. The
+SQL here is the SQLite form of the Core statements in ``_core_history.py``; both write the
+same values, and the tests run every session test on both paths.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+from sqlalchemy.dialects import sqlite
+from sqlalchemy.engine import URL
+from sqlalchemy.exc import DBAPIError
+
+from . import _search_index as search_index
+from . import tables
+from ._engine import (
+    busy_error,
+    configure_sqlite_connection,
+    lock_retry_delays,
+    redact,
+    sqlite_busy_timeout,
+)
+from ._items import CORRUPT, Decode, EncodedItem, Rows, numbered
+from .errors import StoreClosedError
+
+_T = TypeVar("_T")
+logger = logging.getLogger("history_store")
+
+INLINE_READ_ROWS = 256
+"""Tail reads of at most this many rows run on the caller's thread."""
+
+CHECKPOINT_EVERY_WRITES = 256
+"""Writes on the callers' threads between two WAL checkpoints run by the writer thread."""
+
+_BUSY: Any = object()
+
+# The exact text SQLAlchemy's DateTime stores on SQLite, so rows look the same either way.
+_DIALECT = sqlite.dialect()
+_format_datetime: Callable[[datetime], str] = tables.items.c.created_at.type.dialect_impl(
+    _DIALECT
+).bind_processor(_DIALECT)  # type: ignore[assignment]
+
+# Constant statements; the names are those of tables.py.
+_UPSERT = (
+    "INSERT INTO hs_sessions (session_id, created_at, updated_at, item_count, turn_count, "
+    "last_seq) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (session_id) DO UPDATE SET "
+    "last_seq = hs_sessions.last_seq + excluded.last_seq, "
+    "item_count = hs_sessions.item_count + excluded.item_count, "
+    "turn_count = hs_sessions.turn_count + excluded.turn_count, "
+    "updated_at = excluded.updated_at RETURNING last_seq, turn_count"
+)
+_INSERT = (
+    "INSERT INTO hs_items (session_id, seq, turn, role, item_type, text, item, created_at) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_ALL = "SELECT seq, item FROM hs_items WHERE session_id = ? ORDER BY seq"
+_TAIL = "SELECT seq, item FROM hs_items WHERE session_id = ? ORDER BY seq DESC LIMIT ?"
+_TAIL_BELOW = (
+    "SELECT seq, item, turn FROM hs_items WHERE session_id = ? AND seq < ? "
+    "ORDER BY seq DESC LIMIT ?"
+)
+_DELETE_ONE = "DELETE FROM hs_items WHERE session_id = ? AND seq = ?"
+_FORGET = "UPDATE hs_sessions SET item_count = item_count - 1, updated_at = ? WHERE session_id = ?"
+_FORGET_TURN = (
+    "UPDATE hs_sessions SET item_count = item_count - 1, updated_at = ?, turn_count = ? "
+    "WHERE session_id = ?"
+)
+_CLEAR_ITEMS = "DELETE FROM hs_items WHERE session_id = ?"
+_CLEAR_SESSION = "DELETE FROM hs_sessions WHERE session_id = ?"
+_NO_SEQ_ABOVE = (1 << 63) - 1
+assert tables.items.name == "hs_items" and tables.sessions.name == "hs_sessions"
+
+
+@contextlib.contextmanager
+def _driver_errors() -> Iterator[None]:
+    """Raise driver errors as SQLAlchemy's (``IntegrityError``, ...), as the Core path does."""
+    try:
+        yield
+    except sqlite3.Error as exc:
+        if isinstance(exc, sqlite3.OperationalError) and _is_lock_error(exc):
+            raise
+        raise DBAPIError.instance(None, None, exc, sqlite3.Error) from exc
+
+
+def _is_lock_error(exc: sqlite3.OperationalError) -> bool:
+    message = str(exc).lower()
+    return "locked" in message or "busy" in message
+
+
+class SQLiteHistory:
+    """The session operations on one SQLite file (see the module docstring).
+
+    Thread-safe and usable from any event loop: nothing here belongs to a loop. Each thread
+    that reads gets its own connection; connections of threads that have ended are closed
+    when the next one opens, so ``Runner.run_sync`` in short-lived threads leaves none behind.
+    """
+
+    def __init__(self, path: Path, url: URL) -> None:
+        self._path = str(path)
+        self._url = url
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="history_store")
+        self._local = threading.local()
+        self._owners: dict[sqlite3.Connection, threading.Thread] = {}
+        self._lock = threading.Lock()
+        self._closed = False
+        # Both only steer background upkeep, so a lost update between threads is harmless.
+        self._writes_since_checkpoint = 0
+        self._rows_to_index = 0
+
+    # -- connections -------------------------------------------------------------------------
+
+    def _connection(self, *, inline: bool = False) -> sqlite3.Connection:
+        """This thread's connection; an inline reader's never waits on a lock."""
+        key = "inline" if inline else "worker"
+        connection: sqlite3.Connection | None = getattr(self._local, key, None)
+        if connection is not None:
+            return connection
+        with self._lock:
+            if self._closed:
+                raise StoreClosedError(f"the store at {self._url!r} is closed; open a new one")
+            self._close_connections_of_ended_threads()
+        connection = sqlite3.connect(
+            self._path,
+            timeout=0 if inline else sqlite_busy_timeout(),
+            isolation_level=None,
+            check_same_thread=False,
+        )
+        configure_sqlite_connection(connection)
+        if inline:
+            connection.execute("PRAGMA wal_autocheckpoint = 0")
+        with self._lock:
+            self._owners[connection] = threading.current_thread()
+        setattr(self._local, key, connection)
+        return connection
+
+    def _close_connections_of_ended_threads(self) -> None:
+        for connection, owner in list(self._owners.items()):
+            if not owner.is_alive():
+                del self._owners[connection]
+                connection.close()
+
+    async def close(self) -> None:
+        """Close every connection; the writer finishes the write it is running first."""
+        if self._closed:
+            return
+        if self._rows_to_index:
+            self._index_in_background()
+        with self._lock:
+            self._closed = True
+        await asyncio.wrap_future(self._writer.submit(lambda: None))
+        self._writer.shutdown(wait=False)
+        with self._lock:
+            connections = list(self._owners)
+            self._owners.clear()
+        for connection in connections:
+            connection.close()
+
+    # -- reads -------------------------------------------------------------------------------
+
+    def _read(self, statement: str, parameters: tuple[Any, ...], *, inline: bool) -> Rows:
+        connection = self._connection(inline=inline)
+        with _driver_errors():
+            rows: Rows = connection.execute(statement, parameters).fetchall()
+        return rows
+
+    async def read_all(self, session_id: str) -> Rows:
+        """Every ``(seq, item JSON)`` row of the session, oldest first."""
+        return await asyncio.to_thread(self._read, _ALL, (session_id,), inline=False)
+
+    async def read_tail(self, session_id: str, count: int) -> Rows:
+        """The latest ``count`` rows of the session, oldest first."""
+        parameters = (session_id, count)
+        rows: Rows | None = None
+        if count <= INLINE_READ_ROWS:
+            try:
+                rows = self._read(_TAIL, parameters, inline=True)
+            except sqlite3.OperationalError as exc:
+                if not _is_lock_error(exc):
+                    raise
+        if rows is None:
+            rows = await asyncio.to_thread(self._read, _TAIL, parameters, inline=False)
+        rows.reverse()
+        return rows
+
+    # -- writes ------------------------------------------------------------------------------
+
+    def _transaction(
+        self,
+        what: str,
+        body: Callable[..., _T],
+        arguments: tuple[Any, ...],
+        abandon: threading.Event,
+    ) -> _T:
+        """The write on the writer thread: waits for the lock, retrying a bounded number of
+        times (each attempt all or nothing) unless the caller gave up."""
+        connection = self._connection()
+        delays = lock_retry_delays()
+        while True:
+            try:
+                return _run_transaction(connection, body, arguments)
+            except sqlite3.OperationalError as exc:
+                if not _is_lock_error(exc) or abandon.is_set():
+                    raise
+                delay = next(delays, None)
+                if delay is None:
+                    raise busy_error(what, self._url) from exc
+                time.sleep(delay)
+
+    def _write_here(self, body: Callable[..., _T], arguments: tuple[Any, ...]) -> _T:
+        """The write on this thread, or :data:`_BUSY` if the write lock is not free now."""
+        try:
+            result = _run_transaction(self._connection(inline=True), body, arguments)
+        except sqlite3.OperationalError as exc:
+            if _is_lock_error(exc):
+                return _BUSY  # type: ignore[no-any-return]
+            raise
+        self._writes_since_checkpoint += 1
+        if self._writes_since_checkpoint >= CHECKPOINT_EVERY_WRITES:
+            self._writes_since_checkpoint = 0
+            self._in_background("checkpoint", lambda: _checkpoint(self._connection()))
+        return result
+
+    def _in_background(self, what: str, upkeep: Callable[[], object]) -> None:
+        """Run ``upkeep`` on the writer thread, after the writes queued there; not awaited."""
+
+        def run() -> None:
+            try:
+                upkeep()
+            except Exception as exc:  # upkeep only: the next round tries again
+                logger.warning("SQLite %s failed on %s: %s", what, redact(self._url), exc)
+
+        with contextlib.suppress(RuntimeError):  # the store closed meanwhile
+            self._writer.submit(run)
+
+    def _index_in_background(self) -> None:
+        self._rows_to_index = 0
+        self._in_background(
+            "search indexing",
+            lambda: self._transaction("index", search_index.flush, (), threading.Event()),
+        )
+
+    async def _write(self, what: str, body: Callable[..., _T], *arguments: Any) -> _T:
+        with self._lock:
+            if self._closed:
+                raise StoreClosedError(f"the store at {self._url!r} is closed; open a new one")
+        result = self._write_here(body, arguments)
+        if result is not _BUSY:
+            return result
+        abandon = threading.Event()
+        future: Future[_T] = self._writer.submit(self._transaction, what, body, arguments, abandon)
+        waiter = asyncio.wrap_future(future)
+        try:
+            return await asyncio.shield(waiter)
+        except asyncio.CancelledError as exc:
+            cancelled = exc
+        # A cancelled caller still waits for a write that has started to end (the whole
+        # batch or nothing, never a transaction left open); one still queued is dropped.
+        abandon.set()
+        future.cancel()
+        while not waiter.done():
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.wait({waiter})
+        if not waiter.cancelled():
+            waiter.exception()  # retrieved, so asyncio does not report it as lost
+        raise cancelled
+
+    async def append(self, session_id: str, encoded: Sequence[EncodedItem], now: datetime) -> None:
+        """Store a batch in one transaction: the counters bumped, then every row."""
+        await self._write("add_items", _append, session_id, encoded, _format_datetime(now))
+        self._rows_to_index += sum(1 for item in encoded if item.text is not None)
+        if self._rows_to_index >= search_index.FLUSH_EVERY_ROWS:
+            self._index_in_background()
+
+    async def pop(
+        self,
+        session_id: str,
+        decode: Decode,
+        starts_turn: Callable[[Any], bool],
+        window: int,
+        now: datetime,
+    ) -> Any:
+        """Remove the latest readable item and return it (``None`` for an empty session)."""
+        return await self._write(
+            "pop_item", _pop, session_id, decode, starts_turn, window, _format_datetime(now)
+        )
+
+    async def clear(self, session_id: str) -> None:
+        """Delete the session's items and its row."""
+        await self._write("clear_session", _clear, session_id)
+
+
+def _run_transaction(
+    connection: sqlite3.Connection, body: Callable[..., _T], arguments: tuple[Any, ...]
+) -> _T:
+    """``body(connection, *arguments)`` in one write transaction, rolled back on any error.
+
+    Lock errors come back as ``sqlite3.OperationalError`` (the callers wait or retry);
+    any other driver error as SQLAlchemy's matching exception.
+    """
+    with _driver_errors():
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            result = body(connection, *arguments)
+            connection.execute("COMMIT")
+        except BaseException:
+            if connection.in_transaction:
+                connection.execute("ROLLBACK")
+            raise
+        return result
+
+
+def _append(
+    connection: sqlite3.Connection, session_id: str, encoded: Sequence[EncodedItem], stamp: str
+) -> None:
+    count = len(encoded)
+    user_inputs = sum(1 for item in encoded if item.starts_turn)
+    last_seq, turn_count = connection.execute(
+        _UPSERT, (session_id, stamp, stamp, count, user_inputs, count)
+    ).fetchone()
+    connection.executemany(
+        _INSERT,
+        [
+            (session_id, seq, turn, item.role, item.item_type, item.text, item.item_json, stamp)
+            for seq, turn, item in numbered(encoded, last_seq=last_seq, turn_count=turn_count)
+        ],
+    )
+
+
+def _pop(
+    connection: sqlite3.Connection,
+    session_id: str,
+    decode: Decode,
+    starts_turn: Callable[[Any], bool],
+    window: int,
+    stamp: str,
+) -> Any:
+    below = _NO_SEQ_ABOVE
+    while True:
+        rows = connection.execute(_TAIL_BELOW, (session_id, below, window)).fetchall()
+        for seq, item_json, turn in rows:
+            item = decode(seq, item_json)
+            if item is CORRUPT:
+                continue
+            connection.execute(_DELETE_ONE, (session_id, seq))
+            if starts_turn(item):
+                connection.execute(_FORGET_TURN, (stamp, turn - 1, session_id))
+            else:
+                connection.execute(_FORGET, (stamp, session_id))
+            return item
+        if len(rows) < window:
+            return None
+        below = rows[-1][0]
+
+
+def _checkpoint(connection: sqlite3.Connection) -> None:
+    # PASSIVE: copies what it can without waiting for (or blocking) readers and writers.
+    connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+
+
+def _clear(connection: sqlite3.Connection, session_id: str) -> None:
+    connection.execute(_CLEAR_ITEMS, (session_id,))
+    connection.execute(_CLEAR_SESSION, (session_id,))

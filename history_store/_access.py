@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 from datetime import datetime, timezone
 from typing import Any, TypeVar
 
+from sqlalchemy import select
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -93,3 +94,21 @@ async def write_transaction(
 
 def chunks(values: list[Any], size: int) -> list[list[Any]]:
     return [values[start : start + size] for start in range(0, len(values), size)]
+
+
+async def keyset_pages(
+    connection: AsyncConnection, column: Any, page_size: int = 500
+) -> AsyncIterator[str]:
+    """Every distinct value of ``column`` in order, read ``page_size`` at a time (keyset
+    pagination), so memory stays flat however many sessions there are."""
+    last: str | None = None
+    while True:
+        statement = select(column).order_by(column).limit(page_size)
+        if last is not None:
+            statement = statement.where(column > last)
+        page = (await connection.execute(statement)).scalars().all()
+        for value in page:
+            yield value
+        if len(page) < page_size:
+            return
+        last = page[-1]

@@ -16,14 +16,13 @@ from typing import TYPE_CHECKING, Any, Literal
 from sqlalchemy import Select, TableClause, and_, column, func, or_, select, table, union
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from ._access import keyset_pages
 from .errors import ImportFormatError
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
 
     _AnySelect = Select[Unpack[tuple[Any, ...]]]
-
-_SESSION_PAGE = 500
 
 
 @dataclass(frozen=True)
@@ -82,17 +81,8 @@ async def session_ids(
     if has_sessions_table:
         parts.append(select(layout.sessions.c.session_id))
     ids = union(*parts).subquery()
-    last: str | None = None
-    while True:
-        statement = select(ids.c.session_id).order_by(ids.c.session_id).limit(_SESSION_PAGE)
-        if last is not None:
-            statement = statement.where(ids.c.session_id > last)
-        page = (await connection.execute(statement)).scalars().all()
-        for session_id in page:
-            yield session_id
-        if len(page) < _SESSION_PAGE:
-            return
-        last = page[-1]
+    async for session_id in keyset_pages(connection, ids.c.session_id):
+        yield session_id
 
 
 async def is_advanced(connection: AsyncConnection, layout: SdkLayout, session_id: str) -> bool:

@@ -16,7 +16,7 @@ operations are the hot path of every turn, so on an SQLite file they run here in
 * a tail read of up to :data:`INLINE_READ_ROWS` rows runs on the calling thread too: in WAL
   mode a reader never waits for a writer, and reading a few pages costs less than a thread
   hop. If SQLite ever answers busy, the read moves to a worker thread, as longer reads do.
-* new rows' text is indexed for search in bulk, on the writer thread (``_search_index``).
+* new rows' text is indexed for search in bulk, every few hundred rows (``_search_index``).
 
 Everything else (schema, migrations, PostgreSQL, the inspection tools) uses SQLAlchemy. The
 SQL here is the SQLite form of the Core statements in ``_core_history.py``; both write the
@@ -296,10 +296,13 @@ class SQLiteHistory:
 
     async def append(self, session_id: str, encoded: Sequence[EncodedItem], now: datetime) -> None:
         """Store a batch in one transaction: the counters bumped, then every row."""
-        await self._write("add_items", _append, session_id, encoded, _format_datetime(now))
-        self._rows_to_index += sum(1 for item in encoded if item.text is not None)
-        if self._rows_to_index >= search_index.FLUSH_EVERY_ROWS:
-            self._index_in_background()
+        rows_to_index = self._rows_to_index + sum(1 for item in encoded if item.text is not None)
+        # Indexing in the same transaction, not on the writer thread: a background indexing
+        # transaction would hold the write lock and send every concurrent write the slow way.
+        index_now = rows_to_index >= search_index.FLUSH_EVERY_ROWS
+        stamp = _format_datetime(now)
+        await self._write("add_items", _append, session_id, encoded, stamp, index_now)
+        self._rows_to_index = 0 if index_now else rows_to_index
 
     async def pop(
         self,
@@ -340,7 +343,11 @@ def _run_transaction(
 
 
 def _append(
-    connection: sqlite3.Connection, session_id: str, encoded: Sequence[EncodedItem], stamp: str
+    connection: sqlite3.Connection,
+    session_id: str,
+    encoded: Sequence[EncodedItem],
+    stamp: str,
+    index_now: bool,
 ) -> None:
     count = len(encoded)
     user_inputs = sum(1 for item in encoded if item.starts_turn)
@@ -354,6 +361,8 @@ def _append(
             for seq, turn, item in numbered(encoded, last_seq=last_seq, turn_count=turn_count)
         ],
     )
+    if index_now:
+        search_index.flush(connection)
 
 
 def _pop(

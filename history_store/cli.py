@@ -12,6 +12,8 @@ import asyncio
 import sys
 from collections.abc import Sequence
 
+from sqlalchemy.exc import DBAPIError
+
 from . import _cli_inspect, _cli_migrate
 from .errors import HistoryStoreError
 
@@ -67,6 +69,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except HistoryStoreError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    except DBAPIError as exc:
+        # A database error the library does not translate (a constraint, a full disk): the
+        # driver's own message, without SQLAlchemy's statement dump and traceback.
+        print(f"error: the database refused the operation: {exc.orig}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
     return code
 
 

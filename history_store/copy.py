@@ -16,7 +16,6 @@ The checksum of a session is SHA-256 over ``"<seq>\\t<item JSON text>\\n"`` for 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
@@ -26,6 +25,7 @@ from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from . import tables
+from ._access import keyset_pages
 from ._engine import WRITE_OPTIONS, make_engine, redact, resolve_url
 from .errors import (
     ConfigurationError,
@@ -46,7 +46,6 @@ __all__ = [
     "session_digest",
 ]
 
-_SESSION_PAGE = 500
 _items = tables.items
 _sessions = tables.sessions
 
@@ -144,21 +143,6 @@ async def session_digest(
             return digest.result()
     finally:
         await engine.dispose()
-
-
-async def _source_session_ids(connection: AsyncConnection) -> AsyncIterator[str]:
-    column = _sessions.c.session_id
-    last: str | None = None
-    while True:
-        statement = select(column).order_by(column).limit(_SESSION_PAGE)
-        if last is not None:
-            statement = statement.where(column > last)
-        page = (await connection.execute(statement)).scalars().all()
-        for session_id in page:
-            yield session_id
-        if len(page) < _SESSION_PAGE:
-            return
-        last = page[-1]
 
 
 @dataclass
@@ -327,7 +311,7 @@ async def copy_database(
         dst = await open_destination(dst_url, migrate)
         async with src.connect() as connection:
             copier = _Copier(connection, dst, batch_size, progress)
-            async for session_id in _source_session_ids(connection):
+            async for session_id in keyset_pages(connection, _sessions.c.session_id):
                 await copier.copy_session(session_id, report)
     finally:
         await src.dispose()

@@ -147,8 +147,18 @@ async def _run_on_url(url: str | URL | None, action: Callable[[Config], None]) -
 
 
 async def upgrade(url: str | URL | None = None, revision: str = "head") -> None:
-    """Upgrade the database at ``url`` to ``revision`` (default: the newest)."""
-    await _run_on_url(url, lambda config: command.upgrade(config, revision))
+    """Upgrade the database at ``url`` to ``revision`` (default: the newest).
+
+    Raises :class:`SchemaOutOfDateError` naming ``db stamp`` for a database that has
+    history_store's tables but no recorded revision (creating them again would fail).
+    """
+    resolved = resolve_url(url)
+    engine = make_engine(resolved)
+    try:
+        await _recorded_revision(engine, resolved)
+        await _with_connection(engine, _alembic_operation(lambda c: command.upgrade(c, revision)))
+    finally:
+        await engine.dispose()
 
 
 async def downgrade(url: str | URL | None, revision: str) -> None:
@@ -213,20 +223,25 @@ def _unrecorded(url: URL) -> SchemaOutOfDateError:
     )
 
 
-async def ensure_schema(engine: AsyncEngine, url: URL, mode: MigrateMode) -> None:
-    """Bring the schema to head (``auto``) or verify it is there (``check``)."""
-    expected = head_revision()
+async def _recorded_revision(engine: AsyncEngine, url: URL) -> str | None:
+    """The database's revision; raises if it has our tables but no recorded revision."""
     async with engine.connect() as connection:
         # Tables first, revision second: a migration committed by another process between
         # the two reads then shows up as a recorded revision, never as unrecorded tables
         # (PostgreSQL's read committed gives each statement a fresh snapshot).
         has_tables = await connection.run_sync(lambda sync: inspect(sync).has_table("hs_sessions"))
         found = await connection.run_sync(current_revision_sync)
-        unrecorded = found is None and has_tables
+    if found is None and has_tables:
+        raise _unrecorded(url)
+    return found
+
+
+async def ensure_schema(engine: AsyncEngine, url: URL, mode: MigrateMode) -> None:
+    """Bring the schema to head (``auto``) or verify it is there (``check``)."""
+    expected = head_revision()
+    found = await _recorded_revision(engine, url)
     if found == expected:
         return
-    if unrecorded:
-        raise _unrecorded(url)
     if mode == "check" or found not in {None, *(r.revision for r in history())}:
         raise _out_of_date(url, found)
 

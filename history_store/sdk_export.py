@@ -31,6 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql import text as sql_text
 
 from . import tables
+from ._access import keyset_pages
 from ._engine import WRITE_OPTIONS, make_engine, redact, resolve_url
 from .errors import (
     ImportFormatError,
@@ -42,8 +43,6 @@ from .schema import ensure_schema
 from .sdk_import import OnExisting, ProgressCallback, source_url
 
 __all__ = ["SdkExportReport", "export_to_sdk", "sdk_tables"]
-
-_SESSION_PAGE = 500
 
 
 @dataclass
@@ -104,21 +103,6 @@ def _create_or_check(connection: Connection, sessions: Table, messages: Table) -
                     "--sessions-table/--messages-table"
                 )
     sessions.metadata.create_all(connection, checkfirst=True)
-
-
-async def _our_session_ids(connection: AsyncConnection) -> AsyncIterator[str]:
-    column = tables.sessions.c.session_id
-    last: str | None = None
-    while True:
-        statement = select(column).order_by(column).limit(_SESSION_PAGE)
-        if last is not None:
-            statement = statement.where(column > last)
-        page = (await connection.execute(statement)).scalars().all()
-        for session_id in page:
-            yield session_id
-        if len(page) < _SESSION_PAGE:
-            return
-        last = page[-1]
 
 
 async def _export_one(
@@ -215,7 +199,9 @@ async def export_to_sdk(
         await ensure_schema(src, src_url, "check")
         async with src.connect() as source:
             ids: AsyncIterator[str] | None = (
-                None if session_ids is not None else _our_session_ids(source)
+                None
+                if session_ids is not None
+                else keyset_pages(source, tables.sessions.c.session_id)
             )
             for_each = _iterate(session_ids, ids)
             async for session_id in for_each:

@@ -159,6 +159,25 @@ async def test_tables_without_recorded_revision_say_stamp(tmp_path: Path) -> Non
         )
 
 
+def test_db_upgrade_of_tables_without_recorded_revision_says_stamp(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from sqlalchemy import create_engine
+
+    from history_store.tables import metadata
+
+    path = tmp_path / "bare.db"
+    sync_engine = create_engine(f"sqlite:///{path}")
+    metadata.create_all(sync_engine)
+    sync_engine.dispose()
+    url = f"sqlite+aiosqlite:///{path}"
+    code, out, err = run_cli(capsys, "--url", url, "db", "upgrade")
+    assert (code, out) == (1, "")
+    assert err.startswith("error: the database at ")
+    assert f"run: history-store --url '{url}' db stamp {HEAD};" in err
+    assert "alembic_version" not in table_names(path)
+
+
 def test_migrate_export_copy_commands(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     sdk_path = tmp_path / "sdk.db"
     sdk = SQLiteSession("c1", sdk_path)

@@ -266,3 +266,19 @@ async def test_from_url_owns_its_store(db_url: str) -> None:
     assert session.store.closed
     async with HistoryStore(db_url, migrate="check") as other:
         assert await other.session("own").get_items() == [message("user", "x")]
+
+
+async def test_integers_past_64_bits_come_back_exact(store: HistoryStore) -> None:
+    """Reads parse many rows at once with orjson, which would turn such integers into floats:
+    they must take the exact path."""
+    session = store.session("bigint")
+    items = [
+        {"role": "user", "content": "n", "n": 2**70},
+        {"role": "assistant", "content": "m", "m": -(2**63) - 1, "s": "1" * 40},
+        {"role": "user", "content": "small", "k": 2**62},
+    ]
+    await session.add_items(items)
+    got = await session.get_items()
+    assert got == items
+    assert [type(item.get("n", item.get("m", item.get("k")))) for item in got] == [int] * 3
+    assert await session.get_items(2) == items[1:]

@@ -5,8 +5,9 @@ Revises: 0001
 Create Date: 2026-11-25
 
 SQLite gets an FTS5 external-content table (``hs_items_fts``) over ``hs_items``, new rows
-queued by a trigger in ``hs_items_fts_pending`` and indexed in bulk; PostgreSQL gets a GIN index on ``to_tsvector('simple', coalesce(text, ''))``.
-``history_store.inspect.search`` queries whichever is there.
+queued by a trigger in ``hs_items_fts_pending`` and indexed in bulk; PostgreSQL gets a GIN
+index on ``to_tsvector('simple', coalesce(text, ''))``. ``history_store.inspect.search``
+queries whichever is there.
 """
 
 from __future__ import annotations

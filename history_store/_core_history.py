@@ -22,8 +22,17 @@ from ._items import CORRUPT, Decode, EncodedItem, Rows, numbered
 _T = TypeVar("_T")
 _items = tables.items
 _sessions = tables.sessions
-# Reads run without BEGIN: each SELECT is its own snapshot.
-_READ_OPTIONS = {BEGIN_OPTION: "AUTOCOMMIT"}
+
+
+def _read_options(connection: AsyncConnection) -> dict[str, Any]:
+    """Reads run without BEGIN (each SELECT is its own snapshot): two round trips fewer.
+
+    asyncpg takes SQLAlchemy's AUTOCOMMIT isolation level; SQLite takes ours, because
+    SQLAlchemy's would turn pysqlite's implicit BEGIN back on when the level is reset.
+    """
+    if connection.dialect.name == "postgresql":
+        return {"isolation_level": "AUTOCOMMIT"}
+    return {BEGIN_OPTION: "AUTOCOMMIT"}
 
 
 def _counters_upsert(dialect: str) -> Any:
@@ -83,7 +92,7 @@ class CoreHistory:
 
     async def _read(self, statement: Any) -> Rows:
         async with self._engine.connect() as connection:
-            await connection.execution_options(**_READ_OPTIONS)
+            await connection.execution_options(**_read_options(connection))
             result = await connection.execute(statement)
             return [(seq, item_json) for seq, item_json in result.all()]
 

@@ -147,7 +147,9 @@ class SQLiteHistory:
             return connection
         with self._lock:
             if self._closed:
-                raise StoreClosedError(f"the store at {self._url!r} is closed; open a new one")
+                raise StoreClosedError(
+                    f"the store at {redact(self._url)} is closed; open a new one"
+                )
             self._close_connections_of_ended_threads()
         connection = sqlite3.connect(
             self._path,
@@ -174,7 +176,10 @@ class SQLiteHistory:
         if self._closed:
             return
         if self._rows_to_index:
-            self._index_in_background()
+            # Best effort: rows left queued (the lock was taken) are still found by a search
+            # and indexed by the next writer.
+            with contextlib.suppress(sqlite3.Error, DBAPIError):
+                self._write_here(search_index.flush, ())
         with self._lock:
             self._closed = True
         await asyncio.wrap_future(self._writer.submit(lambda: None))
@@ -262,17 +267,12 @@ class SQLiteHistory:
         with contextlib.suppress(RuntimeError):  # the store closed meanwhile
             self._writer.submit(run)
 
-    def _index_in_background(self) -> None:
-        self._rows_to_index = 0
-        self._in_background(
-            "search indexing",
-            lambda: self._transaction("index", search_index.flush, (), threading.Event()),
-        )
-
     async def _write(self, what: str, body: Callable[..., _T], *arguments: Any) -> _T:
         with self._lock:
             if self._closed:
-                raise StoreClosedError(f"the store at {self._url!r} is closed; open a new one")
+                raise StoreClosedError(
+                    f"the store at {redact(self._url)} is closed; open a new one"
+                )
         result = self._write_here(body, arguments)
         if result is not _BUSY:
             return result

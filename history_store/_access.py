@@ -18,13 +18,12 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ._engine import (
-    WRITE_OPTIONS,
     is_sqlite,
     make_engine,
     redact,
     resolve_url,
-    retry_on_lock,
     unavailable,
+    write_transaction,
 )
 from ._engine import sqlite_path as _sqlite_path
 from .errors import DatabaseNotFoundError
@@ -75,21 +74,13 @@ async def write_store(
         yield store
 
 
-async def write_transaction(
+async def store_write(
     store: HistoryStore,
     what: str,
     operation: Callable[[AsyncConnection], Awaitable[_T]],
 ) -> _T:
-    """Run ``operation`` in one write transaction, retried as a whole on lock errors."""
-    engine = await store.engine()
-
-    async def attempt() -> _T:
-        async with engine.connect() as connection:
-            await connection.execution_options(**WRITE_OPTIONS)
-            async with connection.begin():
-                return await operation(connection)
-
-    return await retry_on_lock(attempt, what=what, url=store.sqlalchemy_url)
+    """Run ``operation`` in one write transaction of ``store``, retried on lock errors."""
+    return await write_transaction(await store.engine(), what, operation)
 
 
 def chunks(values: list[Any], size: int) -> list[list[Any]]:

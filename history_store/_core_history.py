@@ -16,7 +16,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from . import tables
-from ._engine import BEGIN_OPTION, WRITE_OPTIONS, retry_on_lock
+from ._engine import BEGIN_OPTION, finish_despite_cancellation, write_transaction
 from ._items import CORRUPT, Decode, EncodedItem, Rows, numbered
 
 _T = TypeVar("_T")
@@ -122,36 +122,18 @@ class CoreHistory:
         *,
         one_statement: bool = False,
     ) -> _T:
-        url = self._engine.url
         cancelled = False
 
-        async def transaction() -> _T:
-            async with self._engine.connect() as connection:
-                if one_statement:
-                    # A single statement is its own transaction: no BEGIN/COMMIT trips.
-                    await connection.execution_options(isolation_level="AUTOCOMMIT")
-                    return await body(connection)
-                await connection.execution_options(**WRITE_OPTIONS)
-                async with connection.begin():
-                    return await body(connection)
+        def stop_retrying() -> None:
+            nonlocal cancelled
+            cancelled = True
 
-        task = asyncio.ensure_future(
-            retry_on_lock(transaction, what=what, url=url, give_up=lambda: cancelled)
+        write = asyncio.ensure_future(
+            write_transaction(
+                self._engine, what, body, one_statement=one_statement, give_up=lambda: cancelled
+            )
         )
-        caught: asyncio.CancelledError | None = None
-        # A cancelled caller still waits for the transaction to end (the whole batch or
-        # nothing, and the connection back in the pool clean); it only stops the retries.
-        while not task.done():
-            try:
-                await asyncio.wait({task})
-            except asyncio.CancelledError as exc:
-                caught = caught or exc
-                cancelled = True
-        if caught is not None:
-            if not task.cancelled():
-                task.exception()  # retrieved, so asyncio does not report it as lost
-            raise caught
-        return task.result()
+        return await finish_despite_cancellation(write, stop_retrying)
 
     async def append(self, session_id: str, encoded: Sequence[EncodedItem], now: datetime) -> None:
         count = len(encoded)

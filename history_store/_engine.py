@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import random
@@ -15,7 +16,7 @@ from urllib.parse import quote
 from sqlalchemy import event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool, StaticPool
 
 from .errors import (
@@ -287,3 +288,52 @@ async def retry_on_lock(
             if delay is None:
                 raise busy_error(what, url) from exc
             await asyncio.sleep(delay)
+
+
+async def finish_despite_cancellation(
+    waiter: asyncio.Future[_T], on_cancel: Callable[[], object]
+) -> _T:
+    """Await ``waiter`` (a write under way); if the caller is cancelled meanwhile, call
+    ``on_cancel`` once, still wait for the write to end, then raise ``CancelledError``.
+
+    A write is one transaction: letting it end means a cancelled caller leaves its batch
+    whole or absent, never a transaction open on a pooled connection. ``on_cancel`` stops
+    what need not happen any more (retries, a write still queued).
+    """
+    try:
+        return await asyncio.shield(waiter)
+    except asyncio.CancelledError as exc:
+        cancelled = exc
+    on_cancel()
+    while not waiter.done():
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.wait({waiter})
+    if not waiter.cancelled():
+        waiter.exception()  # retrieved, so asyncio does not report it as lost
+    raise cancelled
+
+
+async def write_transaction(
+    engine: AsyncEngine,
+    what: str,
+    body: Callable[[AsyncConnection], Awaitable[_T]],
+    *,
+    one_statement: bool = False,
+    give_up: Callable[[], bool] = lambda: False,
+) -> _T:
+    """``body(connection)`` in one write transaction, retried as a whole on lock errors.
+
+    ``one_statement`` runs a body that is a single statement in autocommit: the statement is
+    its own transaction, without the BEGIN and COMMIT round trips.
+    """
+
+    async def transaction() -> _T:
+        async with engine.connect() as connection:
+            if one_statement:
+                await connection.execution_options(isolation_level="AUTOCOMMIT")
+                return await body(connection)
+            await connection.execution_options(**WRITE_OPTIONS)
+            async with connection.begin():
+                return await body(connection)
+
+    return await retry_on_lock(transaction, what=what, url=engine.url, give_up=give_up)

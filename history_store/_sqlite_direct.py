@@ -46,6 +46,7 @@ from . import tables
 from ._engine import (
     busy_error,
     configure_sqlite_connection,
+    finish_despite_cancellation,
     lock_retry_delays,
     redact,
     sqlite_busy_timeout,
@@ -252,17 +253,17 @@ class SQLiteHistory:
         self._writes_since_checkpoint += 1
         if self._writes_since_checkpoint >= CHECKPOINT_EVERY_WRITES:
             self._writes_since_checkpoint = 0
-            self._in_background("checkpoint", lambda: _checkpoint(self._connection()))
+            self._checkpoint_in_background()
         return result
 
-    def _in_background(self, what: str, upkeep: Callable[[], object]) -> None:
-        """Run ``upkeep`` on the writer thread, after the writes queued there; not awaited."""
+    def _checkpoint_in_background(self) -> None:
+        """A PASSIVE checkpoint on the writer thread, after the writes queued there."""
 
         def run() -> None:
             try:
-                upkeep()
+                _checkpoint(self._connection())
             except Exception as exc:  # upkeep only: the next round tries again
-                logger.warning("SQLite %s failed on %s: %s", what, redact(self._url), exc)
+                logger.warning("SQLite checkpoint failed on %s: %s", redact(self._url), exc)
 
         with contextlib.suppress(RuntimeError):  # the store closed meanwhile
             self._writer.submit(run)
@@ -278,21 +279,12 @@ class SQLiteHistory:
             return result
         abandon = threading.Event()
         future: Future[_T] = self._writer.submit(self._transaction, what, body, arguments, abandon)
-        waiter = asyncio.wrap_future(future)
-        try:
-            return await asyncio.shield(waiter)
-        except asyncio.CancelledError as exc:
-            cancelled = exc
-        # A cancelled caller still waits for a write that has started to end (the whole
-        # batch or nothing, never a transaction left open); one still queued is dropped.
-        abandon.set()
-        future.cancel()
-        while not waiter.done():
-            with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.wait({waiter})
-        if not waiter.cancelled():
-            waiter.exception()  # retrieved, so asyncio does not report it as lost
-        raise cancelled
+
+        def drop_or_stop_retrying() -> None:
+            abandon.set()
+            future.cancel()  # a write still queued is dropped; one under way runs to its end
+
+        return await finish_despite_cancellation(asyncio.wrap_future(future), drop_or_stop_retrying)
 
     async def append(self, session_id: str, encoded: Sequence[EncodedItem], now: datetime) -> None:
         """Store a batch in one transaction: the counters bumped, then every row."""

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from . import _search_index as search_index
 from . import tables
-from ._access import chunks, write_store, write_transaction
+from ._access import chunks, store_write, write_store
 from .errors import InvalidArgumentError, SessionNotFoundError
 from .store import HistoryStore
 
@@ -98,7 +98,7 @@ async def delete(session_ids: Sequence[str], url: str | URL | None = None) -> Pr
         return PruneResult(sessions=len(rows), items=items.rowcount)
 
     async with write_store(url) as store:
-        return await write_transaction(store, "delete", remove)
+        return await store_write(store, "delete", remove)
 
 
 async def _prune_idle(
@@ -173,7 +173,7 @@ async def prune(
                     return await _prune_idle(connection, batch, cutoff, dry_run)
                 return await _prune_turns(connection, batch, keep_last_turns or 0, dry_run)
 
-            batch_sessions, batch_items = await write_transaction(store, "prune", step)
+            batch_sessions, batch_items = await store_write(store, "prune", step)
             sessions, items = sessions + batch_sessions, items + batch_items
             if progress is not None:
                 progress(min(done * _BATCH, len(ids)), len(ids))

@@ -31,7 +31,7 @@ from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncResult
 
 from . import tables
-from ._access import as_utc, chunks, read_engine, write_store, write_transaction
+from ._access import as_utc, chunks, read_engine, store_write, write_store
 from ._import_parse import (
     EXPORT_FORMAT,
     EXPORT_VERSION,
@@ -312,7 +312,7 @@ class _Importer:
             for session in batch:
                 await _write_session(connection, session)
 
-        await write_transaction(self.store, "import", write)
+        await store_write(self.store, "import", write)
         self.sessions += len(batch)
         self.items += sum(len(session.rows) for session in batch)
 

@@ -173,6 +173,12 @@ async def fill_pg(name: str, url: str, session_id: str, count: int) -> None:
                     records=[(*r, now) for r in records],
                     columns=[*columns, "created_at"],
                 )
+            elif name == "raw_asyncpg":
+                await connection.copy_records_to_table(
+                    "raw_items",
+                    records=((session_id, _POOL_JSON[i % len(_POOL_JSON)]) for i in range(count)),
+                    columns=["session_id", "item"],
+                )
             else:
                 await connection.execute(
                     "INSERT INTO agent_sessions (session_id) VALUES ($1) ON CONFLICT DO NOTHING",

@@ -7,18 +7,21 @@ SDK's file-based classes one object per session (that is their design).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, Protocol
 
+import asyncpg
 from agents import SQLiteSession
 from agents.extensions.memory import (
     AdvancedSQLiteSession,
     AsyncSQLiteSession,
     SQLAlchemySession,
 )
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from history_store import HistoryStore
@@ -32,7 +35,7 @@ SQLITE_IMPLS = (
     "AdvancedSQLiteSession",
     "raw_sqlite3",
 )
-PG_IMPLS = (OURS, "SQLAlchemySession")
+PG_IMPLS = (OURS, "SQLAlchemySession", "raw_asyncpg")
 
 
 class SessionLike(Protocol):
@@ -91,6 +94,83 @@ def raw_connect(path: Path) -> sqlite3.Connection:
     )
     connection.execute("CREATE INDEX IF NOT EXISTS ix_items ON items (session_id, seq)")
     return connection
+
+
+RAW_PG_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS raw_items (seq bigserial PRIMARY KEY, "
+    "session_id text NOT NULL, item text NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS ix_raw_items ON raw_items (session_id, seq)",
+)
+
+
+async def _no_reset(_connection: Any) -> None:
+    pass
+
+
+class RawPgPool:
+    """The PostgreSQL floor's connections: a bare asyncpg pool, created on first use."""
+
+    def __init__(self, url: str) -> None:
+        self._dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+        self._pool: asyncpg.Pool | None = None
+        self._lock = asyncio.Lock()
+
+    async def get(self) -> asyncpg.Pool:
+        async with self._lock:
+            if self._pool is None:
+                pool = await asyncpg.create_pool(
+                    self._dsn, min_size=0, max_size=10, reset=_no_reset
+                )
+                async with pool.acquire() as connection:
+                    for statement in RAW_PG_SCHEMA:
+                        await connection.execute(statement)
+                self._pool = pool
+            return self._pool
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            await self._pool.close()
+
+
+class RawPgSession:
+    """The PostgreSQL floor: bare asyncpg, minimal schema (session id, order key, JSON), one
+    INSERT of the whole batch per call in autocommit; no counters, no text, no search."""
+
+    def __init__(self, pool: RawPgPool, session_id: str) -> None:
+        self._pool = pool
+        self._sid = session_id
+
+    async def add_items(self, items: list[Any]) -> None:
+        rows = [json.dumps(item) for item in items]
+        async with (await self._pool.get()).acquire() as connection:
+            await connection.execute(
+                "INSERT INTO raw_items (session_id, item) SELECT $1, unnest($2::text[])",
+                self._sid,
+                rows,
+            )
+
+    async def get_items(self, limit: int | None = None) -> list[Any]:
+        async with (await self._pool.get()).acquire() as connection:
+            if limit is None:
+                rows = await connection.fetch(
+                    "SELECT item FROM raw_items WHERE session_id = $1 ORDER BY seq", self._sid
+                )
+                return [json.loads(row[0]) for row in rows]
+            rows = await connection.fetch(
+                "SELECT item FROM raw_items WHERE session_id = $1 ORDER BY seq DESC LIMIT $2",
+                self._sid,
+                limit,
+            )
+        return [json.loads(row[0]) for row in reversed(rows)]
+
+    async def pop_item(self) -> Any:
+        async with (await self._pool.get()).acquire() as connection:
+            item = await connection.fetchval(
+                "DELETE FROM raw_items WHERE seq = (SELECT seq FROM raw_items "
+                "WHERE session_id = $1 ORDER BY seq DESC LIMIT 1) RETURNING item",
+                self._sid,
+            )
+        return None if item is None else json.loads(item)
 
 
 class Backend:
@@ -173,4 +253,7 @@ def open_pg(name: str, url: str) -> Backend:
         return Backend(name, store.session, lambda _s: store.close())  # type: ignore[arg-type]
     if name == "SQLAlchemySession":
         return _sqlalchemy_backend(create_async_engine(url, pool_size=10, max_overflow=20))
+    if name == "raw_asyncpg":
+        pool = RawPgPool(url)
+        return Backend(name, lambda sid: RawPgSession(pool, sid), lambda _s: pool.close())
     raise ValueError(f"unknown PostgreSQL implementation {name!r}")

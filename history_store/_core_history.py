@@ -1,87 +1,47 @@
-"""The session operations through SQLAlchemy Core: PostgreSQL (and in-memory SQLite).
+"""The session operations through SQLAlchemy Core: for in-memory SQLite.
 
-The same operations as ``_sqlite_direct.SQLiteHistory``, with the same values written; on a
-server database each one is a few round trips in one transaction, retried on deadlocks.
+An SQLite file takes ``_sqlite_direct`` and PostgreSQL ``_pg_direct``, the faster paths for
+the same operations with the same values written; an in-memory database lives inside one
+SQLAlchemy connection, so only this path can reach it. Each write is one transaction
+(``BEGIN IMMEDIATE``), retried on lock errors.
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import delete, select, text, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import delete, select, update
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from . import tables
-from ._engine import BEGIN_OPTION, finish_despite_cancellation, write_transaction
-from ._items import CORRUPT, Decode, EncodedItem, Rows, numbered
+from ._engine import BEGIN_OPTION, in_write_transaction, retried_write
+from ._items import Decode, EncodedItem, Rows, latest_readable, numbered
 
 _T = TypeVar("_T")
 _items = tables.items
 _sessions = tables.sessions
 
 
-def _read_options(connection: AsyncConnection) -> dict[str, Any]:
-    """Reads run without BEGIN (each SELECT is its own snapshot): two round trips fewer.
+# Reads run without BEGIN (each SELECT is its own snapshot). This is history_store's own
+# option: SQLAlchemy's AUTOCOMMIT level would turn pysqlite's implicit BEGIN back on when the
+# level is reset.
+_READ_OPTIONS = {BEGIN_OPTION: "AUTOCOMMIT"}
 
-    asyncpg takes SQLAlchemy's AUTOCOMMIT isolation level; SQLite takes ours, because
-    SQLAlchemy's would turn pysqlite's implicit BEGIN back on when the level is reset.
-    """
-    if connection.dialect.name == "postgresql":
-        return {"isolation_level": "AUTOCOMMIT"}
-    return {BEGIN_OPTION: "AUTOCOMMIT"}
-
-
-def _counters_upsert(dialect: str) -> Any:
-    """INSERT a session row, or bump its counters; RETURNING the new counters.
-
-    The row lock this takes serializes writers of one session, so seq ranges never overlap.
-    """
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    statement = insert(_sessions)
-    return statement.on_conflict_do_update(
-        index_elements=[_sessions.c.session_id],
-        set_={
-            "last_seq": _sessions.c.last_seq + statement.excluded.last_seq,
-            "item_count": _sessions.c.item_count + statement.excluded.item_count,
-            "turn_count": _sessions.c.turn_count + statement.excluded.turn_count,
-            "updated_at": statement.excluded.updated_at,
-        },
-    ).returning(_sessions.c.last_seq, _sessions.c.turn_count)
-
-
-_UPSERTS = {dialect: _counters_upsert(dialect) for dialect in ("sqlite", "postgresql")}
-
-# PostgreSQL: the counters upsert and every row of the batch in one statement, so one round
-# trip (autocommit: the statement is its own transaction, all or nothing). The upsert's row
-# lock is held to the statement's end, so concurrent writers of a session take turns.
-_PG_APPEND = text(
-    """
-    WITH counters AS (
-        INSERT INTO hs_sessions
-            (session_id, created_at, updated_at, item_count, turn_count, last_seq)
-        VALUES (:session_id, :now, :now, CAST(:count AS bigint), CAST(:user_inputs AS integer),
-                CAST(:count AS bigint))
-        ON CONFLICT (session_id) DO UPDATE SET
-            last_seq = hs_sessions.last_seq + excluded.last_seq,
-            item_count = hs_sessions.item_count + excluded.item_count,
-            turn_count = hs_sessions.turn_count + excluded.turn_count,
-            updated_at = excluded.updated_at
-        RETURNING last_seq, turn_count
-    )
-    INSERT INTO hs_items (session_id, seq, turn, role, item_type, text, item, created_at)
-    SELECT :session_id, counters.last_seq - CAST(:count AS bigint) + batch.position,
-           counters.turn_count - CAST(:user_inputs AS integer) + batch.turn_offset,
-           batch.role, batch.item_type, batch.text, batch.item, :now
-    FROM counters, unnest(
-        CAST(:roles AS text[]), CAST(:item_types AS text[]), CAST(:texts AS text[]),
-        CAST(:items AS text[]), CAST(:turn_offsets AS integer[])
-    ) WITH ORDINALITY AS batch(role, item_type, text, item, turn_offset, position)
-    """
-)
+# INSERT a session row, or bump its counters; RETURNING the new counters. The write lock
+# (BEGIN IMMEDIATE) serializes writers, so seq ranges never overlap.
+_upsert = sqlite.insert(_sessions)
+_UPSERT = _upsert.on_conflict_do_update(
+    index_elements=[_sessions.c.session_id],
+    set_={
+        "last_seq": _sessions.c.last_seq + _upsert.excluded.last_seq,
+        "item_count": _sessions.c.item_count + _upsert.excluded.item_count,
+        "turn_count": _sessions.c.turn_count + _upsert.excluded.turn_count,
+        "updated_at": _upsert.excluded.updated_at,
+    },
+).returning(_sessions.c.last_seq, _sessions.c.turn_count)
 
 
 class CoreHistory:
@@ -92,7 +52,7 @@ class CoreHistory:
 
     async def _read(self, statement: Any) -> Rows:
         async with self._engine.connect() as connection:
-            await connection.execution_options(**_read_options(connection))
+            await connection.execution_options(**_READ_OPTIONS)
             result = await connection.execute(statement)
             return [(seq, item_json) for seq, item_json in result.all()]
 
@@ -115,37 +75,18 @@ class CoreHistory:
         rows.reverse()
         return rows
 
-    async def _write(
-        self,
-        what: str,
-        body: Callable[[AsyncConnection], Awaitable[_T]],
-        *,
-        one_statement: bool = False,
-    ) -> _T:
-        cancelled = False
-
-        def stop_retrying() -> None:
-            nonlocal cancelled
-            cancelled = True
-
-        write = asyncio.ensure_future(
-            write_transaction(
-                self._engine, what, body, one_statement=one_statement, give_up=lambda: cancelled
-            )
+    async def _write(self, what: str, body: Callable[[AsyncConnection], Awaitable[_T]]) -> _T:
+        return await retried_write(
+            lambda: in_write_transaction(self._engine, body), what=what, url=self._engine.url
         )
-        return await finish_despite_cancellation(write, stop_retrying)
 
     async def append(self, session_id: str, encoded: Sequence[EncodedItem], now: datetime) -> None:
         count = len(encoded)
         user_inputs = sum(1 for item in encoded if item.starts_turn)
-        if self._engine.dialect.name == "postgresql":
-            await self._append_in_one_statement(session_id, encoded, user_inputs, now)
-            return
 
         async def insert(connection: AsyncConnection) -> None:
-            upsert = _UPSERTS[connection.dialect.name]
             counters = await connection.execute(
-                upsert,
+                _UPSERT,
                 {
                     "session_id": session_id,
                     "created_at": now,
@@ -173,27 +114,6 @@ class CoreHistory:
 
         await self._write("add_items", insert)
 
-    async def _append_in_one_statement(
-        self, session_id: str, encoded: Sequence[EncodedItem], user_inputs: int, now: datetime
-    ) -> None:
-        offsets = [turn for _, turn, _ in numbered(encoded, last_seq=0, turn_count=user_inputs)]
-        parameters = {
-            "session_id": session_id,
-            "now": now,
-            "count": len(encoded),
-            "user_inputs": user_inputs,
-            "roles": [item.role for item in encoded],
-            "item_types": [item.item_type for item in encoded],
-            "texts": [item.text for item in encoded],
-            "items": [item.item_json for item in encoded],
-            "turn_offsets": offsets,
-        }
-
-        async def insert(connection: AsyncConnection) -> None:
-            await connection.execute(_PG_APPEND, parameters)
-
-        await self._write("add_items", insert, one_statement=True)
-
     async def pop(
         self,
         session_id: str,
@@ -212,13 +132,11 @@ class CoreHistory:
                     statement = statement.where(_items.c.seq < below)
                 statement = statement.order_by(_items.c.seq.desc()).limit(window)
                 rows = (await connection.execute(statement)).all()
-                for seq, item_json, turn in rows:
-                    item = decode(seq, item_json)
-                    if item is CORRUPT:
-                        continue
-                    await _forget(
-                        connection, session_id, seq, turn if starts_turn(item) else None, now
-                    )
+                found = latest_readable(rows, decode)
+                if found is not None:
+                    seq, turn, item = found
+                    started = turn if starts_turn(item) else None
+                    await _forget(connection, session_id, seq, started, now)
                     return item
                 if len(rows) < window:
                     return None

@@ -188,7 +188,7 @@ def make_engine(url: URL, *, read_only: bool = False, pooled: bool = True) -> As
     """A new async engine for ``url``, set up for history_store's access pattern.
 
     ``pooled=False`` opens a connection per use and keeps none idle, for an event loop that
-    cannot be relied on to close a pool before it ends (see ``_loop_engines``).
+    cannot be relied on to close a pool before it ends (see ``_loop_resources``).
     """
     if is_sqlite(url):
         path = sqlite_path(url)
@@ -235,14 +235,15 @@ def unavailable(url: URL, exc: BaseException) -> DatabaseUnavailableError:
 
 
 def is_lock_error(exc: BaseException) -> bool:
-    """True for SQLite's transient 'database is locked/busy' and PostgreSQL deadlocks."""
+    """True for SQLite's transient 'database is locked/busy' and PostgreSQL's deadlock and
+    serialization failures, raised through SQLAlchemy or by asyncpg itself."""
     if isinstance(exc, OperationalError):
         message = str(exc.orig).lower()
-        return "locked" in message or "busy" in message
-    if isinstance(exc, DBAPIError):
-        sqlstate = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
-        return sqlstate in ("40P01", "40001")
-    return False
+        if "locked" in message or "busy" in message:
+            return True
+    driver_error = exc.orig if isinstance(exc, DBAPIError) else exc
+    sqlstate = getattr(driver_error, "sqlstate", None) or getattr(driver_error, "pgcode", None)
+    return sqlstate in ("40P01", "40001")
 
 
 def lock_retry_delays() -> Iterator[float]:
@@ -281,7 +282,7 @@ async def retry_on_lock(
     while True:
         try:
             return await operation()
-        except DBAPIError as exc:
+        except Exception as exc:
             if not is_lock_error(exc) or give_up():
                 raise
             delay = next(delays, None)
@@ -313,27 +314,37 @@ async def finish_despite_cancellation(
     raise cancelled
 
 
-async def write_transaction(
-    engine: AsyncEngine,
-    what: str,
-    body: Callable[[AsyncConnection], Awaitable[_T]],
-    *,
-    one_statement: bool = False,
-    give_up: Callable[[], bool] = lambda: False,
+async def retried_write(attempt: Callable[[], Awaitable[_T]], *, what: str, url: URL) -> _T:
+    """``attempt()`` (one whole transaction) retried on lock errors (:func:`retry_on_lock`)
+    and carried to its end even if the caller is cancelled (:func:`finish_despite_cancellation`):
+    a cancelled caller stops the retries, and gets ``CancelledError`` once the attempt under
+    way has ended."""
+    cancelled = False
+
+    def stop_retrying() -> None:
+        nonlocal cancelled
+        cancelled = True
+
+    write = asyncio.ensure_future(
+        retry_on_lock(attempt, what=what, url=url, give_up=lambda: cancelled)
+    )
+    return await finish_despite_cancellation(write, stop_retrying)
+
+
+async def in_write_transaction(
+    engine: AsyncEngine, body: Callable[[AsyncConnection], Awaitable[_T]]
 ) -> _T:
-    """``body(connection)`` in one write transaction, retried as a whole on lock errors.
+    """``body(connection)`` in one write transaction (``BEGIN IMMEDIATE`` on SQLite)."""
+    async with engine.connect() as connection:
+        await connection.execution_options(**WRITE_OPTIONS)
+        async with connection.begin():
+            return await body(connection)
 
-    ``one_statement`` runs a body that is a single statement in autocommit: the statement is
-    its own transaction, without the BEGIN and COMMIT round trips.
-    """
 
-    async def transaction() -> _T:
-        async with engine.connect() as connection:
-            if one_statement:
-                await connection.execution_options(isolation_level="AUTOCOMMIT")
-                return await body(connection)
-            await connection.execution_options(**WRITE_OPTIONS)
-            async with connection.begin():
-                return await body(connection)
-
-    return await retry_on_lock(transaction, what=what, url=engine.url, give_up=give_up)
+async def write_transaction(
+    engine: AsyncEngine, what: str, body: Callable[[AsyncConnection], Awaitable[_T]]
+) -> _T:
+    """``body(connection)`` in one write transaction, retried as a whole on lock errors."""
+    return await retry_on_lock(
+        lambda: in_write_transaction(engine, body), what=what, url=engine.url
+    )

@@ -13,9 +13,10 @@ operations are the hot path of every turn, so on an SQLite file they run here in
   writer holds the lock, the write goes to the store's single writer thread, which waits for
   the lock (busy timeout, then a bounded retry); writers of one process queue there instead of
   sleeping in SQLite's busy handler.
-* a tail read of up to :data:`INLINE_READ_ROWS` rows runs on the calling thread too: in WAL
-  mode a reader never waits for a writer, and reading a few pages costs less than a thread
-  hop. If SQLite ever answers busy, the read moves to a worker thread, as longer reads do.
+* a read of up to :data:`INLINE_READ_ROWS` rows (a tail read, or the whole of a short
+  session) runs on the calling thread too: in WAL mode a reader never waits for a writer,
+  and reading a few pages costs less than a thread hop. If SQLite ever answers busy, the
+  read moves to a worker thread, as longer reads do.
 * new rows' text is indexed for search in bulk, every few hundred rows (``_search_index``).
 
 Everything else (schema, migrations, PostgreSQL, the inspection tools) uses SQLAlchemy. The
@@ -51,14 +52,14 @@ from ._engine import (
     redact,
     sqlite_busy_timeout,
 )
-from ._items import CORRUPT, Decode, EncodedItem, Rows, numbered
+from ._items import Decode, EncodedItem, Rows, latest_readable, numbered
 from .errors import StoreClosedError
 
 _T = TypeVar("_T")
 logger = logging.getLogger("history_store")
 
 INLINE_READ_ROWS = 256
-"""Tail reads of at most this many rows run on the caller's thread."""
+"""Reads of at most this many rows run on the caller's thread."""
 
 CHECKPOINT_EVERY_WRITES = 256
 """Writes on the callers' threads between two WAL checkpoints run by the writer thread."""
@@ -85,6 +86,7 @@ _INSERT = (
     "VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 )
 _ALL = "SELECT seq, item FROM hs_items WHERE session_id = ? ORDER BY seq"
+_HEAD = "SELECT seq, item FROM hs_items WHERE session_id = ? ORDER BY seq LIMIT ?"
 _TAIL = "SELECT seq, item FROM hs_items WHERE session_id = ? ORDER BY seq DESC LIMIT ?"
 _TAIL_BELOW = (
     "SELECT seq, item, turn FROM hs_items WHERE session_id = ? AND seq < ? "
@@ -199,20 +201,31 @@ class SQLiteHistory:
             rows: Rows = connection.execute(statement, parameters).fetchall()
         return rows
 
+    def _read_inline(self, statement: str, parameters: tuple[Any, ...]) -> Rows | None:
+        """Rows read on the caller's thread, or ``None`` if SQLite answered busy."""
+        try:
+            return self._read(statement, parameters, inline=True)
+        except sqlite3.OperationalError as exc:
+            if not _is_lock_error(exc):
+                raise
+            return None
+
     async def read_all(self, session_id: str) -> Rows:
-        """Every ``(seq, item JSON)`` row of the session, oldest first."""
+        """Every ``(seq, item JSON)`` row of the session, oldest first.
+
+        Asking for one row more than :data:`INLINE_READ_ROWS` on the caller's thread tells a
+        short session (read whole, no thread hop: the SDK reads the whole history every turn)
+        from a long one, which is then read on a worker thread.
+        """
+        rows = self._read_inline(_HEAD, (session_id, INLINE_READ_ROWS + 1))
+        if rows is not None and len(rows) <= INLINE_READ_ROWS:
+            return rows
         return await asyncio.to_thread(self._read, _ALL, (session_id,), inline=False)
 
     async def read_tail(self, session_id: str, count: int) -> Rows:
         """The latest ``count`` rows of the session, oldest first."""
         parameters = (session_id, count)
-        rows: Rows | None = None
-        if count <= INLINE_READ_ROWS:
-            try:
-                rows = self._read(_TAIL, parameters, inline=True)
-            except sqlite3.OperationalError as exc:
-                if not _is_lock_error(exc):
-                    raise
+        rows = self._read_inline(_TAIL, parameters) if count <= INLINE_READ_ROWS else None
         if rows is None:
             rows = await asyncio.to_thread(self._read, _TAIL, parameters, inline=False)
         rows.reverse()
@@ -368,10 +381,9 @@ def _pop(
     below = _NO_SEQ_ABOVE
     while True:
         rows = connection.execute(_TAIL_BELOW, (session_id, below, window)).fetchall()
-        for seq, item_json, turn in rows:
-            item = decode(seq, item_json)
-            if item is CORRUPT:
-                continue
+        found = latest_readable(rows, decode)
+        if found is not None:
+            seq, turn, item = found
             connection.execute(_DELETE_ONE, (session_id, seq))
             if starts_turn(item):
                 connection.execute(_FORGET_TURN, (stamp, turn - 1, session_id))

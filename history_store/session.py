@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import Mapping
 from datetime import datetime, timezone
@@ -182,3 +183,17 @@ class HistorySession:
         """Close the store if this session owns it (see :meth:`from_url`); else nothing."""
         if self._owns_store:
             await self.store.close()
+
+
+# The SDK asks inspect.signature whether a session method takes ``wrapper``, for each of the
+# four methods, on every session call of a run (``agents.memory.session``); each answer
+# parsed the function anew (~130 us for the four here). A signature computed once and kept
+# on the function is what inspect.signature returns first: the same answer, ~3x sooner.
+for _method in (
+    HistorySession.get_items,
+    HistorySession.add_items,
+    HistorySession.pop_item,
+    HistorySession.clear_session,
+):
+    setattr(_method, "__signature__", inspect.signature(_method))  # noqa: B010
+del _method

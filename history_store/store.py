@@ -12,12 +12,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ._core_history import CoreHistory
 from ._engine import is_sqlite, make_engine, redact, resolve_url, sqlite_path, unavailable
-from ._loop_engines import LoopEngines
+from ._history import SessionHistory
+from ._loop_resources import loop_engines
 from ._sqlite_direct import SQLiteHistory
 from .errors import ConfigurationError, StoreClosedError
 from .schema import MigrateMode, ensure_schema
 
 if TYPE_CHECKING:
+    from ._pg_direct import PostgresHistory
     from .session import HistorySession
 
 DEFAULT_SESSION_ID = "default"
@@ -38,8 +40,9 @@ class HistoryStore:
 
     One async engine (and connection pool) serves every session of the store. Async engines
     belong to an event loop, so a store used from several loops (``Runner.run_sync`` in
-    threads) keeps one engine per loop. On an SQLite file the sessions' own reads and writes
-    take a shorter path through the stdlib driver, shared by every loop (``_sqlite_direct``).
+    threads) keeps one engine per loop. The sessions' own reads and writes take a shorter
+    path: the stdlib driver on an SQLite file (``_sqlite_direct``), an asyncpg pool per loop
+    on PostgreSQL (``_pg_direct``).
     Close the store with ``await store.close()`` or ``async with HistoryStore(...) as store:``.
     """
 
@@ -57,11 +60,10 @@ class HistoryStore:
             raise ConfigurationError(f"migrate must be 'auto' or 'check', not {migrate!r}")
         self._migrate: MigrateMode = migrate
         self.default_session_id = default_session_id
-        self._engines = LoopEngines(lambda pooled: make_engine(self._url, pooled=pooled))
+        self._engines = loop_engines(lambda pooled: make_engine(self._url, pooled=pooled))
         self._schema_ready = False
         self._closed = False
-        path = sqlite_path(self._url) if is_sqlite(self._url) else None
-        self._sqlite = SQLiteHistory(path, self._url) if path is not None else None
+        self._direct = _direct_history(self._url)
 
     @property
     def url(self) -> str:
@@ -107,7 +109,7 @@ class HistoryStore:
         """The engine for the running event loop, the schema checked or migrated once.
 
         Each loop's engine is closed inside that loop when the loop ends (see
-        ``_loop_engines``), so ``asyncio.run`` per call and ``Runner.run_sync`` in threads
+        ``_loop_resources``), so ``asyncio.run`` per call and ``Runner.run_sync`` in threads
         leave no connections behind.
         """
         if self._closed:
@@ -123,23 +125,24 @@ class HistoryStore:
             self._schema_ready = True
         return engine
 
-    async def history(self) -> SQLiteHistory | CoreHistory:
-        """What the sessions read and write through: the direct SQLite path on an SQLite
-        file, SQLAlchemy Core otherwise. The schema is checked (or migrated) first, once."""
+    async def history(self) -> SessionHistory:
+        """What the sessions read and write through: the direct path of the database
+        (SQLite file, PostgreSQL), else SQLAlchemy Core (in-memory SQLite). The schema is
+        checked (or migrated) first, once."""
         if self._closed:
             raise StoreClosedError(f"{self!r} is closed; open a new HistoryStore")
-        if self._sqlite is None:
+        if self._direct is None:
             return CoreHistory(await self.engine())
         if not self._schema_ready:
             await self.engine()
-        return self._sqlite
+        return self._direct
 
     async def close(self) -> None:
         """Close every connection of the store. Sessions of a closed store raise on use."""
         self._closed = True
         await self._engines.dispose_all()
-        if self._sqlite is not None:
-            await self._sqlite.close()
+        if self._direct is not None:
+            await self._direct.close()
 
     async def __aenter__(self) -> HistoryStore:
         return self
@@ -151,3 +154,18 @@ class HistoryStore:
         traceback: TracebackType | None,
     ) -> None:
         await self.close()
+
+
+def _direct_history(url: URL) -> SQLiteHistory | PostgresHistory | None:
+    if not is_sqlite(url):
+        try:
+            from ._pg_direct import PostgresHistory
+        except ModuleNotFoundError as exc:
+            if exc.name != "asyncpg":
+                raise
+            raise ConfigurationError(
+                f"{redact(url)} needs the asyncpg driver: pip install 'history-store[postgres]'"
+            ) from exc
+        return PostgresHistory(url)
+    path = sqlite_path(url)
+    return SQLiteHistory(path, url) if path is not None else None

@@ -20,7 +20,7 @@ SDK_SESSIONS = (
     "AdvancedSQLiteSession",
 )
 SQLITE_IMPLS = (*SDK_SESSIONS, "raw_sqlite3")
-PG_IMPLS = (OURS, "SQLAlchemySession")
+PG_IMPLS = (OURS, "SQLAlchemySession", "raw_asyncpg")
 TARGET_IDS = [
     "W1-vs-SQLiteSession",
     "W1-vs-SQLAlchemySession",
@@ -63,6 +63,9 @@ def test_tiny_run_reports_every_workload_and_implementation(pg_url: str, tmp_pat
     for part in ("W7_W1", "W7_W4"):
         assert set(result[part]["results"]) == set(PG_IMPLS), part
     assert set(result["W7_W2"]["results"]) == {f"{n}@{s}" for n in PG_IMPLS for s in (50, 200)}
+    assert result["W7_W1"]["stored_ok"] == {name: True for name in PG_IMPLS}
+    assert result["W7_W4"]["missing_items"] == {name: 0 for name in PG_IMPLS}
+    assert result["W7_W4"]["errors"] == {name: 0 for name in PG_IMPLS}
     assert set(result["W8"]["results"]) == {"no_session", *SDK_SESSIONS}
 
     # Every write was stored and verified: counts and order are exact, not timed.

@@ -13,6 +13,12 @@ from history_store import DatabaseBusyError, HistoryStore, _engine
 from history_store._engine import sqlite_path
 
 
+async def one_row(store: HistoryStore, query: str) -> tuple[Any, ...]:
+    engine = await store.engine()
+    async with engine.connect() as connection:
+        return tuple((await connection.execute(text(query))).one())
+
+
 async def test_fifty_tasks_append_batches_to_one_session(store: HistoryStore) -> None:
     session = store.session("busy")
     tasks, batches, size = 50, 3, 4
@@ -69,14 +75,22 @@ async def test_two_hundred_sessions_at_once(store: HistoryStore) -> None:
             {"role": "assistant", "content": f"a{number}"},
             {"role": "user", "content": f"r{number}"},
         ]
-    engine = await store.engine()
-    async with engine.connect() as connection:
-        rows = (
-            await connection.execute(
-                text("SELECT count(*), sum(item_count), sum(turn_count) FROM hs_sessions")
-            )
-        ).one()
-    assert tuple(rows) == (200, 600, 400)
+    totals = "SELECT count(*), sum(item_count), sum(turn_count) FROM hs_sessions"
+    assert await one_row(store, totals) == (200, 600, 400)
+
+
+async def test_concurrent_pops_of_one_session_take_turns(store: HistoryStore) -> None:
+    """Each pop removes a different item, latest first, and the counters stay exact."""
+    session = store.session("pops")
+    await session.add_items([{"role": "user", "content": str(n)} for n in range(30)])
+
+    popped = await asyncio.gather(*(session.pop_item() for _ in range(20)))
+
+    contents = sorted(int(item["content"]) for item in popped if item is not None)
+    assert contents == list(range(10, 30))
+    assert await session.get_items() == [{"role": "user", "content": str(n)} for n in range(10)]
+    counters = "SELECT last_seq, item_count, turn_count FROM hs_sessions"
+    assert await one_row(store, counters) == (30, 10, 10)
 
 
 @pytest.fixture

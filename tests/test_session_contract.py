@@ -209,6 +209,9 @@ async def test_one_transaction_per_batch(store: HistoryStore) -> None:
         (4,),
     ]
     assert await counters(store, "tx") == (1, 1, 1)
+    # The failed write left its connection clean: the next one works.
+    await session.add_items([message("user", "after")])
+    assert await counters(store, "tx") == (2, 2, 2)
 
 
 async def test_clear_session_only_touches_its_session(store: HistoryStore) -> None:

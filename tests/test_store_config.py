@@ -9,10 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import event, text
+from sqlalchemy import text
 
 from history_store import ConfigurationError, HistoryStore, StoreClosedError
 from history_store._engine import DEFAULT_URL, URL_ENV_VAR
+from history_store._pg_direct import PostgresHistory
+from history_store._sqlite_direct import SQLiteHistory
 
 
 def test_url_defaults(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -111,33 +113,35 @@ async def test_closed_store_refuses_use(db_url: str) -> None:
     await store.close()  # closing twice is harmless
 
 
-async def captured_tail_query(store: HistoryStore, session_id: str, limit: int) -> tuple[str, Any]:
-    """The SELECT that ``get_items(limit)`` runs, and its parameters."""
-    engine = await store.engine()
-    statements: list[tuple[str, Any]] = []
-    direct = store._sqlite  # the stdlib-driver path sessions use on an SQLite file
-    if direct is not None:
+async def captured_tail_query(
+    store: HistoryStore, session_id: str, limit: int
+) -> tuple[str, tuple[Any, ...]]:
+    """The SELECT that ``get_items(limit)`` runs through the store's direct path, and its
+    parameters."""
+    statements: list[tuple[str, tuple[Any, ...]]] = []
+    direct = store._direct
+    if isinstance(direct, SQLiteHistory):
         read = direct._read
 
-        def capture_direct(statement: str, parameters: Any, *, inline: bool) -> Any:
-            statements.append((statement, parameters))
+        def capture_sqlite(statement: str, parameters: Any, *, inline: bool) -> Any:
+            statements.append((statement, tuple(parameters)))
             return read(statement, parameters, inline=inline)
 
-        direct._read = capture_direct  # type: ignore[method-assign]
-        try:
-            items = await store.session(session_id).get_items(limit)
-        finally:
-            del direct._read
+        direct._read = capture_sqlite  # type: ignore[method-assign]
     else:
+        assert isinstance(direct, PostgresHistory)
+        fetch = direct._fetch
 
-        def capture(conn: Any, cursor: Any, statement: str, parameters: Any, *args: Any) -> None:
-            statements.append((statement, parameters))
+        async def capture_pg(statement: str, *arguments: Any) -> Any:
+            statements.append((statement, arguments))
+            return await fetch(statement, *arguments)
 
-        event.listen(engine.sync_engine, "before_cursor_execute", capture)
-        try:
-            items = await store.session(session_id).get_items(limit)
-        finally:
-            event.remove(engine.sync_engine, "before_cursor_execute", capture)
+        direct._fetch = capture_pg  # type: ignore[method-assign]
+    try:
+        items = await store.session(session_id).get_items(limit)
+    finally:
+        # Drop the instance attribute: the class's method shows through again.
+        delattr(direct, "_read" if isinstance(direct, SQLiteHistory) else "_fetch")
     assert [item["n"] for item in items] == list(range(20_000 - limit + 1, 20_001))
     (select,) = [s for s in statements if s[0].lstrip().upper().startswith("SELECT")]
     return select
@@ -174,8 +178,10 @@ async def test_get_items_with_limit_walks_only_the_tail(store: HistoryStore) -> 
             assert "SEARCH hs_items USING" in plan, plan
             assert "TEMP B-TREE" not in plan, plan
         else:
-            explain = f"EXPLAIN {statement}"
-            rows = (await connection.exec_driver_sql(explain, parameters)).all()
+            raw = await connection.get_raw_connection()
+            asyncpg_connection = raw.driver_connection
+            assert asyncpg_connection is not None
+            rows = await asyncpg_connection.fetch(f"EXPLAIN {statement}", *parameters)
             plan = " | ".join(str(row[0]) for row in rows)
             assert "Index Scan Backward using pk_hs_items" in plan, plan
             assert "Sort" not in plan, plan

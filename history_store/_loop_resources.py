@@ -1,4 +1,5 @@
-"""One engine per event loop, each closed inside its own loop before that loop goes away.
+"""One engine (or connection pool) per event loop, each closed inside its own loop before
+that loop goes away.
 
 Async drivers tie a connection to the loop that opened it (asyncpg's transport, aiosqlite's
 futures), so a store used from several loops needs one engine per loop. Loops come and go:
@@ -6,12 +7,15 @@ futures), so a store used from several loops needs one engine per loop. Loops co
 finished loop holds sockets and aiosqlite threads that nothing can close any more, and since
 asyncpg connections point back at their loop, a weakly keyed table never lets go of either.
 
-So each pooled engine is disposed from inside its own loop when that loop shuts down its
+So each pooled resource is closed from inside its own loop when that loop shuts down its
 async generators, which ``asyncio.run`` and ``Runner.run_sync`` both do before they return:
 a small guard generator registered with the loop does it. A loop that has already been
 through that shutdown and is being reused (``run_sync`` keeps the thread's default loop)
-cannot take a new guard without a warning, so it gets an engine without a pool, which never
+cannot take a new guard without a warning, so it gets a resource without a pool, which never
 holds an idle connection.
+
+The resources are SQLAlchemy engines (``HistoryStore.engine``) and, on PostgreSQL, the
+asyncpg pools of the sessions' direct path (``_pg_direct``).
 """
 
 from __future__ import annotations
@@ -19,18 +23,18 @@ from __future__ import annotations
 import asyncio
 import threading
 import weakref
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Generic, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-EngineFactory = Callable[[bool], AsyncEngine]
-"""Makes an engine; the argument says whether it may keep a pool of idle connections."""
+_R = TypeVar("_R")
 
 
 @dataclass(eq=False)
-class _Entry:
-    engine: AsyncEngine
+class _Entry(Generic[_R]):
+    resource: _R
     guard: AsyncGenerator[None, None] | None = field(default=None, repr=False)
 
 
@@ -40,17 +44,31 @@ def _shut_down_before(loop: asyncio.AbstractEventLoop) -> bool:
     return bool(getattr(loop, "_asyncgens_shutdown_called", False))
 
 
-class LoopEngines:
-    """The engines of one store, keyed by event loop.
+class LoopResources(Generic[_R]):
+    """The engines or pools of one store, keyed by event loop.
 
-    ``get()`` returns the running loop's engine, creating it on first use. ``dispose_all()``
-    closes every engine it can reach: the running loop's and those of loops still running in
-    other threads directly, the rest by dropping their pools.
+    Args:
+        factory: makes a resource; its argument says whether it may keep a pool of idle
+            connections.
+        close: closes a resource, awaited inside the resource's own loop.
+        drop: lets go of a resource whose loop was closed without a shutdown: its
+            connections cannot be awaited any more and close as they are collected.
+
+    ``get()`` returns the running loop's resource, creating it on first use. ``dispose_all()``
+    closes every resource it can reach: the running loop's and those of loops still running
+    in other threads directly, the rest by dropping them.
     """
 
-    def __init__(self, factory: EngineFactory) -> None:
+    def __init__(
+        self,
+        factory: Callable[[bool], _R],
+        close: Callable[[_R], Awaitable[None]],
+        drop: Callable[[_R], None],
+    ) -> None:
         self._factory = factory
-        self._entries: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Entry] = (
+        self._close = close
+        self._drop = drop
+        self._entries: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Entry[_R]] = (
             weakref.WeakKeyDictionary()
         )
         self._lock = threading.Lock()
@@ -59,8 +77,8 @@ class LoopEngines:
         with self._lock:
             return len(self._entries)
 
-    async def get(self) -> AsyncEngine:
-        """The engine of the running loop."""
+    async def get(self) -> _R:
+        """The resource of the running loop."""
         loop = asyncio.get_running_loop()
         with self._lock:
             self._drop_closed_loops()
@@ -79,18 +97,18 @@ class LoopEngines:
         if guard is not None:
             # The first step registers the generator with this loop (its firstiter hook).
             await guard.__anext__()
-        return entry.engine
+        return entry.resource
 
     async def _dispose_at_shutdown(
-        self, loop_ref: weakref.ref[asyncio.AbstractEventLoop], entry: _Entry
+        self, loop_ref: weakref.ref[asyncio.AbstractEventLoop], entry: _Entry[_R]
     ) -> AsyncGenerator[None, None]:
         try:
             yield
         finally:
             self._forget(loop_ref, entry)
-            await entry.engine.dispose()
+            await self._close(entry.resource)
 
-    def _forget(self, loop_ref: weakref.ref[asyncio.AbstractEventLoop], entry: _Entry) -> None:
+    def _forget(self, loop_ref: weakref.ref[asyncio.AbstractEventLoop], entry: _Entry[_R]) -> None:
         loop = loop_ref()
         with self._lock:
             if loop is not None and self._entries.get(loop) is entry:
@@ -98,13 +116,13 @@ class LoopEngines:
 
     def _drop_closed_loops(self) -> None:
         # A loop closed without shutting down its generators: its connections cannot be
-        # awaited any more, so the pool is dropped and they close as they are collected.
+        # awaited any more.
         closed = [loop for loop in list(self._entries) if loop.is_closed()]
         for loop in closed:
-            self._entries.pop(loop).engine.sync_engine.dispose(close=False)
+            self._drop(self._entries.pop(loop).resource)
 
     async def dispose_all(self) -> None:
-        """Close every engine: each in its own loop where that loop still runs."""
+        """Close every resource: each in its own loop where that loop still runs."""
         with self._lock:
             entries = list(self._entries.items())
             self._entries.clear()
@@ -116,12 +134,20 @@ class LoopEngines:
                 future = asyncio.run_coroutine_threadsafe(self._close_entry(entry), loop)
                 await asyncio.wrap_future(future)
             else:
-                entry.engine.sync_engine.dispose(close=False)
+                self._drop(entry.resource)
 
-    @staticmethod
-    async def _close_entry(entry: _Entry) -> None:
+    async def _close_entry(self, entry: _Entry[_R]) -> None:
         if entry.guard is not None:
-            # Closing the guard disposes the engine and unregisters it from its loop.
+            # Closing the guard closes the resource and unregisters it from its loop.
             await entry.guard.aclose()
         else:
-            await entry.engine.dispose()
+            await self._close(entry.resource)
+
+
+def loop_engines(factory: Callable[[bool], AsyncEngine]) -> LoopResources[AsyncEngine]:
+    """One SQLAlchemy engine per event loop, disposed in its loop."""
+    return LoopResources(
+        factory,
+        close=lambda engine: engine.dispose(),
+        drop=lambda engine: engine.sync_engine.dispose(close=False),
+    )

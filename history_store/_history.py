@@ -1,0 +1,47 @@
+"""The session operations every storage path implements, as one typed interface.
+
+``HistorySession`` validates and encodes; a :class:`SessionHistory` stores and reads. There
+are three: ``_sqlite_direct.SQLiteHistory`` (an SQLite file, stdlib driver),
+``_pg_direct.PostgresHistory`` (PostgreSQL, asyncpg) and ``_core_history.CoreHistory``
+(SQLAlchemy Core: in-memory SQLite). All three write the same values; the session tests run
+on the first two.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any, Protocol
+
+from ._items import Decode, EncodedItem, Rows
+
+
+class SessionHistory(Protocol):
+    async def read_all(self, session_id: str) -> Rows:
+        """Every row of the session, oldest first."""
+        ...
+
+    async def read_tail(self, session_id: str, count: int) -> Rows:
+        """The latest ``count`` rows of the session, oldest first."""
+        ...
+
+    async def append(self, session_id: str, encoded: Sequence[EncodedItem], now: datetime) -> None:
+        """Store the batch after the session's latest item, in one transaction (all or
+        nothing), creating the session row if needed and counting the items and turns in."""
+        ...
+
+    async def pop(
+        self,
+        session_id: str,
+        decode: Decode,
+        starts_turn: Callable[[Any], bool],
+        window: int,
+        now: datetime,
+    ) -> Any:
+        """Delete and return the latest item that ``decode`` can read (rows it cannot are
+        skipped and kept), reading ``window`` rows at a time; ``None`` if there is none."""
+        ...
+
+    async def clear(self, session_id: str) -> None:
+        """Delete the session and every item of it."""
+        ...

@@ -1,0 +1,317 @@
+"""The session operations on PostgreSQL through asyncpg directly: one round trip for a write.
+
+Through SQLAlchemy's async layer, each ``add_items`` spent about 300 us of client time around
+its one statement (pool checkout and return, the greenlet bridge, compiling the statement,
+processing its result), as much again as the server's work. The four session operations
+are the hot path of every turn, so on PostgreSQL they run here, on an asyncpg pool per
+event loop (``_loop_resources``):
+
+* ``append`` is one statement, the session's counters upsert and every row of the batch
+  (``_APPEND``), in autocommit: one round trip, its own transaction, all or nothing. The
+  upsert's row lock is held to the statement's end, so writers of one session take turns
+  and their seq ranges never overlap.
+* reads are one SELECT each, outside any transaction (each sees one snapshot).
+* ``pop`` and ``clear`` are short transactions that lock the session's row first, so they
+  take turns with each other and with appends: two concurrent pops never return one item.
+
+Connections are made from the URL and arguments SQLAlchemy's asyncpg dialect would use
+(``create_connect_args``), so a URL that works for the engine works here. Nothing here sets
+connection state, so a connection goes back to the pool without asyncpg's reset query (one
+round trip each time); an open transaction is still rolled back by asyncpg itself.
+Everything else (schema, migrations, the inspection tools) uses SQLAlchemy. The statements
+are the PostgreSQL form of those in ``_core_history.py``; both write the same values.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from datetime import datetime
+from typing import Any, TypeVar, cast
+
+import asyncpg
+from asyncpg.pool import PoolConnectionProxy
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
+from sqlalchemy.engine import URL
+
+from ._engine import retried_write, unavailable
+from ._items import Decode, EncodedItem, Rows, latest_readable, numbered
+from ._loop_resources import LoopResources
+
+_T = TypeVar("_T")
+Connection = asyncpg.Connection | PoolConnectionProxy
+
+POOL_SIZE = 10
+"""Most connections one event loop's pool opens; idle ones close after five minutes."""
+
+CLOSE_TIMEOUT = 10.0
+"""Seconds ``HistoryStore.close`` waits for connections in use before cutting them."""
+
+_NO_SEQ_ABOVE = 2**63 - 1
+
+# Constant statements; the names are those of tables.py. asyncpg prepares each once per
+# connection and keeps it (its statement cache), so a call sends only the parameters.
+_APPEND = """
+WITH counters AS (
+    INSERT INTO hs_sessions
+        (session_id, created_at, updated_at, item_count, turn_count, last_seq)
+    VALUES ($1, $2::timestamptz, $2, $3::bigint, $4::integer, $3)
+    ON CONFLICT (session_id) DO UPDATE SET
+        last_seq = hs_sessions.last_seq + excluded.last_seq,
+        item_count = hs_sessions.item_count + excluded.item_count,
+        turn_count = hs_sessions.turn_count + excluded.turn_count,
+        updated_at = excluded.updated_at
+    RETURNING last_seq, turn_count
+)
+INSERT INTO hs_items (session_id, seq, turn, role, item_type, text, item, created_at)
+SELECT $1, counters.last_seq - $3 + batch.position,
+       counters.turn_count - $4 + batch.turn_offset,
+       batch.role, batch.item_type, batch.text, batch.item, $2
+FROM counters, unnest($5::text[], $6::text[], $7::text[], $8::text[], $9::integer[])
+    WITH ORDINALITY AS batch(role, item_type, text, item, turn_offset, position)
+"""
+_READ_ALL = "SELECT seq, item FROM hs_items WHERE session_id = $1 ORDER BY seq"
+_READ_TAIL = "SELECT seq, item FROM hs_items WHERE session_id = $1 ORDER BY seq DESC LIMIT $2"
+_LOCK_SESSION = "SELECT 1 FROM hs_sessions WHERE session_id = $1 FOR UPDATE"
+_WINDOW_BELOW = (
+    "SELECT seq, item, turn FROM hs_items WHERE session_id = $1 AND seq < $2 "
+    "ORDER BY seq DESC LIMIT $3"
+)
+# $3: the popped item's turn when it started that turn (the count drops to the turn
+# before), else NULL (the count stays).
+_FORGET = """
+WITH gone AS (DELETE FROM hs_items WHERE session_id = $1 AND seq = $2)
+UPDATE hs_sessions
+SET item_count = item_count - 1,
+    turn_count = COALESCE($3::integer - 1, turn_count),
+    updated_at = $4
+WHERE session_id = $1
+"""
+_DELETE_ITEMS = "DELETE FROM hs_items WHERE session_id = $1"
+_DELETE_SESSION = "DELETE FROM hs_sessions WHERE session_id = $1"
+
+# What asyncpg raises when it cannot open a connection.
+_CONNECT_ERRORS = (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
+
+# SQLSTATE class -> the SQLAlchemy error the Core path raises for it (PEP 249's classes).
+_ERRORS_BY_SQLSTATE_CLASS: dict[str, type[sa_exc.DBAPIError]] = {
+    "0A": sa_exc.NotSupportedError,
+    "08": sa_exc.OperationalError,
+    "22": sa_exc.DataError,
+    "23": sa_exc.IntegrityError,
+    "40": sa_exc.OperationalError,
+    "42": sa_exc.ProgrammingError,
+    "53": sa_exc.OperationalError,
+    "57": sa_exc.OperationalError,
+    "XX": sa_exc.InternalError,
+}
+
+
+def _as_sqlalchemy_error(
+    error: asyncpg.PostgresError | asyncpg.InterfaceError,
+) -> sa_exc.DBAPIError:
+    """The SQLAlchemy exception the Core path would raise for ``error`` (its ``orig``), so
+    callers catch ``IntegrityError`` and friends whichever path ran."""
+    if isinstance(error, asyncpg.InterfaceError):
+        return sa_exc.InterfaceError(None, None, error)
+    sqlstate = getattr(error, "sqlstate", None) or ""
+    kind = _ERRORS_BY_SQLSTATE_CLASS.get(sqlstate[:2], sa_exc.DatabaseError)
+    return kind(None, None, error)
+
+
+def asyncpg_connect_arguments(url: URL) -> dict[str, Any]:
+    """``asyncpg.connect`` keyword arguments for ``url``, as SQLAlchemy's dialect builds them
+    (host, port, user, password, database, multiple hosts, query options)."""
+    dialect = PGDialect_asyncpg()  # type: ignore[no-untyped-call]
+    _, options = dialect.create_connect_args(url)  # type: ignore[no-untyped-call]
+    # Options of SQLAlchemy's adapter rather than of asyncpg: same meaning, asyncpg's name.
+    if "prepared_statement_cache_size" in options:
+        options["statement_cache_size"] = options.pop("prepared_statement_cache_size")
+    options.pop("prepared_statement_name_func", None)
+    options.pop("async_fallback", None)
+    return dict(options)
+
+
+async def _keep_state(_connection: Connection) -> None:
+    """The pool's reset: nothing (see the module docstring)."""
+
+
+async def _close(connection: Connection) -> None:
+    await connection.close()
+
+
+class _Connections:
+    """The connections of one event loop: a pool, or one connection per use for a loop that
+    cannot be relied on to close a pool (``_loop_resources``)."""
+
+    def __init__(self, arguments: dict[str, Any], url: URL, *, pooled: bool) -> None:
+        self._arguments = arguments
+        self._url = url
+        self._pool: asyncpg.Pool | None = None
+        self._started: asyncio.Future[None] | None = None
+        if pooled:
+            self._pool = asyncpg.create_pool(
+                min_size=0, max_size=POOL_SIZE, reset=_keep_state, **arguments
+            )
+
+    async def _started_pool(self) -> asyncpg.Pool:
+        assert self._pool is not None
+        if self._started is None:
+            # A pool starts once, however many tasks ask for it at the same time.
+            self._started = asyncio.ensure_future(self._start(self._pool))
+        await asyncio.shield(self._started)
+        return self._pool
+
+    @staticmethod
+    async def _start(pool: asyncpg.Pool) -> None:
+        await pool  # min_size=0: connects nothing yet
+
+    async def _take(self) -> tuple[Connection, Callable[[Connection], Awaitable[None]]]:
+        """A connection, and how to give it back."""
+        if self._pool is None:
+            return await asyncpg.connect(**self._arguments), _close
+        pool = await self._started_pool()
+        pooled = await pool.acquire()
+
+        async def release(_connection: Connection) -> None:
+            await pool.release(pooled)
+
+        return pooled, release
+
+    @contextlib.asynccontextmanager
+    async def connection(self) -> AsyncIterator[Connection]:
+        """A connection for one operation. A failure to connect becomes
+        :class:`DatabaseUnavailableError` naming the database; the driver's errors become
+        SQLAlchemy's (``_as_sqlalchemy_error``)."""
+        try:
+            connection, give_back = await self._take()
+        except _CONNECT_ERRORS as exc:
+            raise unavailable(self._url, exc) from exc
+        try:
+            yield connection
+        except (asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            raise _as_sqlalchemy_error(exc) from exc
+        finally:
+            await give_back(connection)
+
+    async def close(self) -> None:
+        """Close the pool; connections still in use get :data:`CLOSE_TIMEOUT` seconds to
+        come back before they are cut."""
+        if self._pool is None or self._started is None:
+            return
+        await self._started
+        try:
+            await asyncio.wait_for(self._pool.close(), CLOSE_TIMEOUT)
+        except asyncio.TimeoutError:
+            self._pool.terminate()
+
+    def drop(self) -> None:
+        # The loop is closed: nothing can be awaited, and the sockets close as collected.
+        self._pool = None
+
+
+class PostgresHistory:
+    """The session operations on one PostgreSQL database (see the module docstring)."""
+
+    def __init__(self, url: URL) -> None:
+        self._url = url
+        arguments = asyncpg_connect_arguments(url)
+        self._connections = LoopResources(
+            lambda pooled: _Connections(arguments, url, pooled=pooled),
+            close=lambda connections: connections.close(),
+            drop=lambda connections: connections.drop(),
+        )
+
+    async def close(self) -> None:
+        await self._connections.dispose_all()
+
+    async def _fetch(self, statement: str, *arguments: Any) -> Rows:
+        connections = await self._connections.get()
+        async with connections.connection() as connection:
+            rows = await connection.fetch(statement, *arguments)
+        # asyncpg's Records index and unpack as the (seq, item) tuples Rows names.
+        return cast(Rows, rows)
+
+    async def read_all(self, session_id: str) -> Rows:
+        return await self._fetch(_READ_ALL, session_id)
+
+    async def read_tail(self, session_id: str, count: int) -> Rows:
+        rows = await self._fetch(_READ_TAIL, session_id, count)
+        rows.reverse()
+        return rows
+
+    async def _write(
+        self,
+        what: str,
+        body: Callable[[Connection], Awaitable[_T]],
+        *,
+        transaction: bool = True,
+    ) -> _T:
+        """``body`` on one connection (in a transaction unless it is one statement),
+        retried as a whole on deadlocks; finished even if the caller is cancelled."""
+
+        async def attempt() -> _T:
+            connections = await self._connections.get()
+            async with connections.connection() as connection:
+                if not transaction:
+                    return await body(connection)
+                async with connection.transaction():
+                    return await body(connection)
+
+        return await retried_write(attempt, what=what, url=self._url)
+
+    async def append(self, session_id: str, encoded: Sequence[EncodedItem], now: datetime) -> None:
+        user_inputs = sum(1 for item in encoded if item.starts_turn)
+        offsets = [turn for _, turn, _ in numbered(encoded, last_seq=0, turn_count=user_inputs)]
+        arguments = (
+            session_id,
+            now,
+            len(encoded),
+            user_inputs,
+            [item.role for item in encoded],
+            [item.item_type for item in encoded],
+            [item.text for item in encoded],
+            [item.item_json for item in encoded],
+            offsets,
+        )
+
+        async def insert(connection: Connection) -> None:
+            await connection.execute(_APPEND, *arguments)
+
+        await self._write("add_items", insert, transaction=False)
+
+    async def pop(
+        self,
+        session_id: str,
+        decode: Decode,
+        starts_turn: Callable[[Any], bool],
+        window: int,
+        now: datetime,
+    ) -> Any:
+        async def pop(connection: Connection) -> Any:
+            if await connection.fetchval(_LOCK_SESSION, session_id) is None:
+                return None
+            below = _NO_SEQ_ABOVE
+            while True:
+                rows = await connection.fetch(_WINDOW_BELOW, session_id, below, window)
+                found = latest_readable(rows, decode)
+                if found is not None:
+                    seq, turn, item = found
+                    started = turn if starts_turn(item) else None
+                    await connection.execute(_FORGET, session_id, seq, started, now)
+                    return item
+                if len(rows) < window:
+                    return None
+                below = rows[-1][0]
+
+        return await self._write("pop_item", pop)
+
+    async def clear(self, session_id: str) -> None:
+        async def clear(connection: Connection) -> None:
+            await connection.execute(_LOCK_SESSION, session_id)
+            await connection.execute(_DELETE_ITEMS, session_id)
+            await connection.execute(_DELETE_SESSION, session_id)
+
+        await self._write("clear_session", clear)

@@ -18,7 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from . import tables
 from ._engine import BEGIN_OPTION, in_write_transaction, retried_write
-from ._items import Decode, EncodedItem, Rows, latest_readable, numbered
+from ._history import pop_latest_readable
+from ._items import Decode, EncodedItem, Rows, numbered
 
 _T = TypeVar("_T")
 _items = tables.items
@@ -123,24 +124,19 @@ class CoreHistory:
         now: datetime,
     ) -> Any:
         async def pop(connection: AsyncConnection) -> Any:
-            below: int | None = None
-            while True:
-                statement = select(_items.c.seq, _items.c.item, _items.c.turn).where(
-                    _items.c.session_id == session_id
+            async def fetch_below(below: int) -> Any:
+                statement = (
+                    select(_items.c.seq, _items.c.item, _items.c.turn)
+                    .where(_items.c.session_id == session_id, _items.c.seq < below)
+                    .order_by(_items.c.seq.desc())
+                    .limit(window)
                 )
-                if below is not None:
-                    statement = statement.where(_items.c.seq < below)
-                statement = statement.order_by(_items.c.seq.desc()).limit(window)
-                rows = (await connection.execute(statement)).all()
-                found = latest_readable(rows, decode)
-                if found is not None:
-                    seq, turn, item = found
-                    started = turn if starts_turn(item) else None
-                    await _forget(connection, session_id, seq, started, now)
-                    return item
-                if len(rows) < window:
-                    return None
-                below = rows[-1][0]
+                return (await connection.execute(statement)).all()
+
+            async def forget(seq: int, started: int | None) -> None:
+                await _forget(connection, session_id, seq, started, now)
+
+            return await pop_latest_readable(fetch_below, forget, decode, starts_turn, window)
 
         return await self._write("pop_item", pop)
 

@@ -9,11 +9,14 @@ on the first two.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
-from ._items import Decode, EncodedItem, Rows
+from ._items import Decode, EncodedItem, Rows, latest_readable
+
+NO_SEQ_ABOVE = 2**63 - 1
+"""Above every seq (a signed 64-bit column): where a newest-first scan starts."""
 
 
 class SessionHistory(Protocol):
@@ -45,3 +48,26 @@ class SessionHistory(Protocol):
     async def clear(self, session_id: str) -> None:
         """Delete the session and every item of it."""
         ...
+
+
+async def pop_latest_readable(
+    fetch_below: Callable[[int], Awaitable[Sequence[Any]]],
+    forget: Callable[[int, int | None], Awaitable[None]],
+    decode: Decode,
+    starts_turn: Callable[[Any], bool],
+    window: int,
+) -> Any:
+    """The pop loop of the async paths, inside their write transaction: read ``window`` rows
+    ``(seq, item JSON, turn)`` below a seq, newest first (``fetch_below``), until one decodes;
+    ``forget(seq, turn)`` deletes it (``turn`` given when the item started that turn)."""
+    below = NO_SEQ_ABOVE
+    while True:
+        rows = await fetch_below(below)
+        found = latest_readable(rows, decode)
+        if found is not None:
+            seq, turn, item = found
+            await forget(seq, turn if starts_turn(item) else None)
+            return item
+        if len(rows) < window:
+            return None
+        below = rows[-1][0]

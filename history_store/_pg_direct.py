@@ -37,7 +37,8 @@ from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
 from sqlalchemy.engine import URL
 
 from ._engine import retried_write, unavailable
-from ._items import Decode, EncodedItem, Rows, latest_readable, numbered
+from ._history import pop_latest_readable
+from ._items import Decode, EncodedItem, Rows, numbered
 from ._loop_resources import LoopResources
 
 _T = TypeVar("_T")
@@ -48,8 +49,6 @@ POOL_SIZE = 10
 
 CLOSE_TIMEOUT = 10.0
 """Seconds ``HistoryStore.close`` waits for connections in use before cutting them."""
-
-_NO_SEQ_ABOVE = 2**63 - 1
 
 # Constant statements; the names are those of tables.py. asyncpg prepares each once per
 # connection and keeps it (its statement cache), so a call sends only the parameters.
@@ -293,18 +292,14 @@ class PostgresHistory:
         async def pop(connection: Connection) -> Any:
             if await connection.fetchval(_LOCK_SESSION, session_id) is None:
                 return None
-            below = _NO_SEQ_ABOVE
-            while True:
-                rows = await connection.fetch(_WINDOW_BELOW, session_id, below, window)
-                found = latest_readable(rows, decode)
-                if found is not None:
-                    seq, turn, item = found
-                    started = turn if starts_turn(item) else None
-                    await connection.execute(_FORGET, session_id, seq, started, now)
-                    return item
-                if len(rows) < window:
-                    return None
-                below = rows[-1][0]
+
+            async def fetch_below(below: int) -> list[Any]:
+                return await connection.fetch(_WINDOW_BELOW, session_id, below, window)
+
+            async def forget(seq: int, started: int | None) -> None:
+                await connection.execute(_FORGET, session_id, seq, started, now)
+
+            return await pop_latest_readable(fetch_below, forget, decode, starts_turn, window)
 
         return await self._write("pop_item", pop)
 

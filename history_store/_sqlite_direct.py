@@ -52,6 +52,7 @@ from ._engine import (
     redact,
     sqlite_busy_timeout,
 )
+from ._history import NO_SEQ_ABOVE
 from ._items import Decode, EncodedItem, Rows, latest_readable, numbered
 from .errors import StoreClosedError
 
@@ -100,7 +101,6 @@ _FORGET_TURN = (
 )
 _CLEAR_ITEMS = "DELETE FROM hs_items WHERE session_id = ?"
 _CLEAR_SESSION = "DELETE FROM hs_sessions WHERE session_id = ?"
-_NO_SEQ_ABOVE = (1 << 63) - 1
 assert tables.items.name == "hs_items" and tables.sessions.name == "hs_sessions"
 
 
@@ -378,7 +378,7 @@ def _pop(
     window: int,
     stamp: str,
 ) -> Any:
-    below = _NO_SEQ_ABOVE
+    below = NO_SEQ_ABOVE
     while True:
         rows = connection.execute(_TAIL_BELOW, (session_id, below, window)).fetchall()
         found = latest_readable(rows, decode)

@@ -17,7 +17,6 @@ line has been read and checked, and never split across transactions).
 
 from __future__ import annotations
 
-import json
 import os
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -43,7 +42,7 @@ from ._import_parse import (
     parse_item,
     parse_session,
 )
-from ._items import load_item
+from ._items import dump_item, load_item
 from .errors import ImportFormatError, InvalidArgumentError, SessionNotFoundError
 from .store import HistoryStore
 
@@ -71,13 +70,9 @@ class TransferSummary:
 
 
 def _line(document: Any) -> str:
-    text = json.dumps(document, ensure_ascii=False, allow_nan=False)
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        # A lone surrogate cannot be written as UTF-8; escaped, it still round-trips.
-        text = json.dumps(document, ensure_ascii=True, allow_nan=False)
-    return text + "\n"
+    # The stored items' own encoding: readable, and escaped only where a lone surrogate
+    # cannot be written as UTF-8.
+    return dump_item(document) + "\n"
 
 
 def _iso(value: datetime) -> str:

@@ -43,8 +43,20 @@ class SQLiteFiles:
 
 
 async def _reset_pg(url: str) -> None:
-    dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-    connection = await asyncpg.connect(dsn)
+    """Empty the benchmark database's public schema, creating the database on first use (a
+    fresh machine has only the server's default databases)."""
+    parsed = make_url(url).set(drivername="postgresql")
+    try:
+        connection = await asyncpg.connect(parsed.render_as_string(hide_password=False))
+    except asyncpg.InvalidCatalogNameError:
+        server = parsed.set(database="postgres").render_as_string(hide_password=False)
+        admin = await asyncpg.connect(server)
+        try:
+            # The name comes from the operator's own --pg-url; quoted as an identifier.
+            await admin.execute(f'CREATE DATABASE "{parsed.database}"')
+        finally:
+            await admin.close()
+        connection = await asyncpg.connect(parsed.render_as_string(hide_password=False))
     try:
         await connection.execute("DROP SCHEMA IF EXISTS public CASCADE; CREATE SCHEMA public;")
     finally:

@@ -6,10 +6,6 @@ SQLite or PostgreSQL and hands it back through the SDK's ``Session`` protocol.
 
 from __future__ import annotations
 
-from ._backend import is_chat_completions
-from ._chat import chat
-from ._install import install, installed, uninstall
-from .copy import copy_database
 from .errors import (
     ConfigurationError,
     CopyConflictError,
@@ -29,15 +25,19 @@ from .errors import (
     SessionNotFoundError,
     StoreClosedError,
 )
-from .guard import StrictModel, StrictModelProvider, strict_model
-from .inspect import search, sessions, show, sql, stats
-from .maintenance import delete, prune
-from .runner import Runner, default_store, session_used
-from .sdk_export import export_to_sdk
-from .sdk_import import migrate_from_sdk
+from .runner.guard import StrictModel, StrictModelProvider, strict_model
+from .runner.install import install, installed, uninstall
+from .runner.models import is_chat_completions
+from .runner.run import Runner, default_store, session_used
 from .session import HistorySession
 from .store import HistoryStore
-from .transfer import export, import_
+from .tools.chat import chat
+from .tools.copy import copy_database
+from .tools.inspect import search, sessions, show, sql, stats
+from .tools.maintenance import delete, prune
+from .tools.sdk_export import export_to_sdk
+from .tools.sdk_import import migrate_from_sdk
+from .tools.transfer import export, import_
 
 __version__ = "0.1.0"
 

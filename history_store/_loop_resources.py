@@ -15,7 +15,7 @@ cannot take a new guard without a warning, so it gets a resource without a pool,
 holds an idle connection.
 
 The resources are SQLAlchemy engines (``HistoryStore.engine``) and, on PostgreSQL, the
-asyncpg pools of the sessions' direct path (``_pg_direct``).
+asyncpg pools of the sessions' direct path (``backends.postgres``).
 """
 
 from __future__ import annotations

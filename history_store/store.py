@@ -10,16 +10,16 @@ from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from ._core_history import CoreHistory
 from ._engine import is_sqlite, make_engine, redact, resolve_url, sqlite_path, unavailable
-from ._history import SessionHistory
 from ._loop_resources import loop_engines
-from ._sqlite_direct import SQLiteHistory
+from .backends.base import SessionHistory
+from .backends.core import CoreHistory
+from .backends.sqlite import SQLiteHistory
 from .errors import ConfigurationError, StoreClosedError
 from .schema import MigrateMode, ensure_schema
 
 if TYPE_CHECKING:
-    from ._pg_direct import PostgresHistory
+    from .backends.postgres import PostgresHistory
     from .session import HistorySession
 
 DEFAULT_SESSION_ID = "default"
@@ -41,8 +41,8 @@ class HistoryStore:
     One async engine (and connection pool) serves every session of the store. Async engines
     belong to an event loop, so a store used from several loops (``Runner.run_sync`` in
     threads) keeps one engine per loop. The sessions' own reads and writes take a shorter
-    path: the stdlib driver on an SQLite file (``_sqlite_direct``), an asyncpg pool per loop
-    on PostgreSQL (``_pg_direct``).
+    path: the stdlib driver on an SQLite file (``backends.sqlite``), an asyncpg pool per loop
+    on PostgreSQL (``backends.postgres``).
     Close the store with ``await store.close()`` or ``async with HistoryStore(...) as store:``.
     """
 
@@ -159,7 +159,7 @@ class HistoryStore:
 def _direct_history(url: URL) -> SQLiteHistory | PostgresHistory | None:
     if not is_sqlite(url):
         try:
-            from ._pg_direct import PostgresHistory
+            from .backends.postgres import PostgresHistory
         except ModuleNotFoundError as exc:
             if exc.name != "asyncpg":
                 raise

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from history_store.schema import upgrade
-from history_store.transfer import import_
+from history_store.tools.transfer import import_
 
 ACTIVE = datetime.now(timezone.utc).replace(microsecond=0)
 ACTIVE_TEXT = ACTIVE.strftime("%Y-%m-%d %H:%M:%S")

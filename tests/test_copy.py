@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from history_store import ConfigurationError, CopyConflictError, HistoryStore, SchemaOutOfDateError
-from history_store.copy import copy_database, session_digest
+from history_store.tools.copy import copy_database, session_digest
 
 ODD_ITEM = {"role": "user", "content": "ünï ✓ 🎉 \u0000 \ud800", "provider_data": {"x": 1.5}}
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from history_store import schema
 from history_store._items import encode_items
-from history_store.copy import CopyReport, copy_database, session_digest
+from history_store.tools.copy import CopyReport, copy_database, session_digest
 
 SESSIONS = 5
 PER_SESSION = 20_000

@@ -22,14 +22,14 @@ from history_store import (
     DatabaseUnavailableError,
     HistoryStore,
 )
-from history_store._core_history import CoreHistory
 from history_store._engine import is_lock_error, resolve_url, retry_on_lock
-from history_store._pg_direct import (
+from history_store.backends.core import CoreHistory
+from history_store.backends.postgres import (
     PostgresHistory,
     _as_sqlalchemy_error,
     asyncpg_connect_arguments,
 )
-from history_store._sqlite_direct import INLINE_READ_ROWS, SQLiteHistory
+from history_store.backends.sqlite import INLINE_READ_ROWS, SQLiteHistory
 
 
 def _item(number: int) -> dict[str, Any]:
@@ -178,7 +178,7 @@ async def test_a_loop_that_cannot_keep_a_pool_connects_per_use(pg_url: str) -> N
 
 
 def test_postgresql_without_asyncpg_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delitem(sys.modules, "history_store._pg_direct")
+    monkeypatch.delitem(sys.modules, "history_store.backends.postgres")
     monkeypatch.setitem(sys.modules, "asyncpg", None)
     with pytest.raises(ConfigurationError, match=r"pip install 'history-store\[postgres\]'"):
         HistoryStore("postgresql://u@h/db")

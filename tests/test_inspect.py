@@ -15,11 +15,11 @@ from sqlalchemy import text
 
 from history_store import HistoryStore, ImportFormatError, SchemaOutOfDateError
 from history_store._engine import make_engine, resolve_url
-from history_store._progress import ProgressBar
-from history_store.inspect import search, sessions, show, sql, stats
-from history_store.maintenance import delete, parse_age, prune
+from history_store.cli._progress import ProgressBar
 from history_store.schema import downgrade, upgrade
-from history_store.transfer import export, import_
+from history_store.tools.inspect import search, sessions, show, sql, stats
+from history_store.tools.maintenance import delete, parse_age, prune
+from history_store.tools.transfer import export, import_
 
 CONVERSATION: list[Any] = [
     {"role": "user", "content": "Zähle bis drei, bitte 🙂"},

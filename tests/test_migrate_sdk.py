@@ -18,9 +18,9 @@ from agents.extensions.memory import AdvancedSQLiteSession, AsyncSQLiteSession, 
 from openai import AsyncOpenAI
 
 from history_store import HistoryStore, ImportFormatError, SessionExistsError
-from history_store.sdk_export import export_to_sdk
-from history_store.sdk_import import METADATA_KEY, migrate_from_sdk
 from history_store.testing import StubModelServer, ToolCall
+from history_store.tools.sdk_export import export_to_sdk
+from history_store.tools.sdk_import import METADATA_KEY, migrate_from_sdk
 
 PROMPTS = ("What is the weather in Paris?", "Thanks. My name is Ada.", "héllo ✓ 🎉 again")
 NEXT = "What is my name?"

@@ -14,7 +14,7 @@ from agents.models.chatcmpl_converter import Converter
 from openai import AsyncOpenAI
 
 from history_store import HistoryStore, Runner
-from history_store._chat_history import chat_completions_accepts, filter_history_for_chat
+from history_store.runner.chat_history import chat_completions_accepts, filter_history_for_chat
 from history_store.testing import StubModelServer
 
 WEB_SEARCH: dict[str, Any] = {

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from history_store.demo import run_demo
+from history_store.tools.demo import run_demo
 
 
 async def test_offline_demo_output(monkeypatch: pytest.MonkeyPatch) -> None:

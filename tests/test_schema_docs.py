@@ -11,7 +11,7 @@ import pytest
 from cli_support import populate
 
 from history_store import tables
-from history_store.inspect import sql
+from history_store.tools.inspect import sql
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "schema.md"
 SQL_BLOCK = re.compile(r"```sql\n(.*?)```", re.DOTALL)

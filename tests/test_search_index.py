@@ -6,7 +6,7 @@ import sqlite3
 from pathlib import Path
 
 from history_store import HistoryStore, search
-from history_store._search_index import FLUSH_EVERY_ROWS, matches, words
+from history_store.backends.sqlite_fts import FLUSH_EVERY_ROWS, matches, words
 
 
 def _counts(path: Path, word: str) -> tuple[int, int]:

@@ -30,11 +30,11 @@ from history_store import (
     HistoryStoreError,
     ReadOnlyQueryError,
     SchemaOutOfDateError,
-    inspect,
     tables,
 )
 from history_store._engine import make_engine, resolve_url
 from history_store.testing import StubModelServer
+from history_store.tools import inspect
 
 ROOT = Path(__file__).resolve().parent.parent
 SECRET = "Pa55-w0rd-NEVER-shown"

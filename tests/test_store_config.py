@@ -13,8 +13,8 @@ from sqlalchemy import text
 
 from history_store import ConfigurationError, HistoryStore, StoreClosedError
 from history_store._engine import DEFAULT_URL, URL_ENV_VAR
-from history_store._pg_direct import PostgresHistory
-from history_store._sqlite_direct import SQLiteHistory
+from history_store.backends.postgres import PostgresHistory
+from history_store.backends.sqlite import SQLiteHistory
 
 
 def test_url_defaults(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

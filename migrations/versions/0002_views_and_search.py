@@ -6,7 +6,7 @@ Create Date: 2026-11-25
 
 SQLite gets an FTS5 external-content table (``hs_items_fts``) over ``hs_items``, new rows
 queued by a trigger in ``hs_items_fts_pending`` and indexed in bulk; PostgreSQL gets a GIN
-index on ``to_tsvector('simple', coalesce(text, ''))``. ``history_store.inspect.search``
+index on ``to_tsvector('simple', coalesce(text, ''))``. ``history_store.search``
 queries whichever is there.
 """
 
@@ -60,7 +60,7 @@ _PG_VIEWS = (
 
 # External content: the text lives once, in hs_items; the FTS table holds only the index,
 # keyed by hs_items' rowid. New rows are queued in hs_items_fts_pending and indexed in bulk
-# (history_store/_search_index.py says why); NULL text is never indexed.
+# (history_store/backends/sqlite_fts.py says why); NULL text is never indexed.
 _SQLITE_FTS = (
     "CREATE VIRTUAL TABLE hs_items_fts USING fts5(text, content='hs_items', content_rowid='rowid')",
     "CREATE TABLE hs_items_fts_pending (item_rowid INTEGER PRIMARY KEY)",

@@ -14,9 +14,9 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from . import _chat as chat_module
-from . import inspect, maintenance, transfer
-from ._cli_format import cell, plural, table, to_json, when
+from ..tools import chat as chat_module
+from ..tools import inspect, maintenance, transfer
+from ._output import cell, plural, table, to_json, when
 from ._progress import ProgressBar
 
 Handler = Callable[[argparse.Namespace], Awaitable[int]]

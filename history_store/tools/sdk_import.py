@@ -24,9 +24,17 @@ from sqlalchemy import inspect, select, update
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from . import tables
-from ._engine import WRITE_OPTIONS, is_sqlite, make_engine, redact, resolve_url
-from ._items import EncodedItem, encode_items, validate_session_id
+from .. import tables
+from .._engine import WRITE_OPTIONS, is_sqlite, make_engine, redact, resolve_url
+from .._items import EncodedItem, encode_items, validate_session_id
+from ..errors import (
+    DatabaseNotFoundError,
+    InvalidArgumentError,
+    InvalidItemError,
+    InvalidSessionIdError,
+    SessionExistsError,
+)
+from ..schema import MigrateMode, ensure_schema
 from ._sdk_layout import (
     SdkLayout,
     branch_info,
@@ -35,14 +43,6 @@ from ._sdk_layout import (
     row_pages,
 )
 from ._sdk_layout import session_ids as sdk_session_ids
-from .errors import (
-    DatabaseNotFoundError,
-    InvalidArgumentError,
-    InvalidItemError,
-    InvalidSessionIdError,
-    SessionExistsError,
-)
-from .schema import MigrateMode, ensure_schema
 
 __all__ = [
     "SdkImportReport",

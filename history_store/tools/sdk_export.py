@@ -30,16 +30,16 @@ from sqlalchemy.engine import URL, Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql import text as sql_text
 
-from . import tables
-from ._access import keyset_pages
-from ._engine import WRITE_OPTIONS, make_engine, redact, resolve_url
-from .errors import (
+from .. import tables
+from .._engine import WRITE_OPTIONS, make_engine, redact, resolve_url
+from ..errors import (
     ImportFormatError,
     InvalidArgumentError,
     SessionExistsError,
     SessionNotFoundError,
 )
-from .schema import ensure_schema
+from ..schema import ensure_schema
+from ._open import keyset_pages
 from .sdk_import import OnExisting, ProgressCallback, source_url
 
 __all__ = ["SdkExportReport", "export_to_sdk", "sdk_tables"]

@@ -15,8 +15,8 @@ from agents import Agent, OpenAIChatCompletionsModel, set_tracing_disabled
 from openai import APIError, AsyncOpenAI
 from sqlalchemy.engine import URL
 
-from .errors import ConfigurationError
-from .store import HistoryStore
+from ..errors import ConfigurationError
+from ..store import HistoryStore
 
 __all__ = ["chat", "DEFAULT_CHAT_MODEL", "EXIT_COMMANDS"]
 
@@ -50,7 +50,7 @@ async def chat(
     request is reported on stderr and the conversation goes on. Returns the number of turns
     that got a reply. Tracing is disabled when ``base_url`` points at a non-OpenAI server.
     """
-    from .runner import Runner
+    from ..runner.run import Runner
 
     source = input if input is not None else sys.stdin
     sink = output if output is not None else sys.stdout

@@ -14,8 +14,8 @@ from collections.abc import Sequence
 
 from sqlalchemy.exc import DBAPIError
 
-from . import _cli_inspect, _cli_migrate
-from .errors import HistoryStoreError
+from ..errors import HistoryStoreError
+from . import inspect, migrate
 
 
 def _common_options() -> argparse.ArgumentParser:
@@ -48,13 +48,13 @@ def build_parser() -> argparse.ArgumentParser:
         "demo", parents=[common], help="run the offline demo", description="Run the offline demo."
     )
     demo.set_defaults(handler=_demo)
-    _cli_migrate.register(commands, common)
-    _cli_inspect.register(commands, common)
+    migrate.register(commands, common)
+    inspect.register(commands, common)
     return parser
 
 
 async def _demo(args: argparse.Namespace) -> int:
-    from .demo import run_demo
+    from ..tools.demo import run_demo
 
     await run_demo()
     return 0
@@ -78,7 +78,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("interrupted", file=sys.stderr)
         return 130
     return code
-
-
-if __name__ == "__main__":
-    sys.exit(main())

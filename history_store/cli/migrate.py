@@ -13,12 +13,12 @@ from contextlib import contextmanager
 from dataclasses import asdict
 from typing import Any
 
-from . import schema
-from ._engine import redact, resolve_url
+from .. import schema
+from .._engine import redact, resolve_url
+from ..tools.copy import copy_database
+from ..tools.sdk_export import export_to_sdk
+from ..tools.sdk_import import SdkImportReport, migrate_from_sdk, source_url
 from ._progress import ProgressBar
-from .copy import copy_database
-from .sdk_export import export_to_sdk
-from .sdk_import import SdkImportReport, migrate_from_sdk, source_url
 
 
 def _print_json(value: Any) -> None:

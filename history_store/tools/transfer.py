@@ -29,8 +29,10 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncResult
 
-from . import tables
-from ._access import as_utc, chunks, read_engine, store_write, write_store
+from .. import tables
+from .._items import dump_item, load_item
+from ..errors import ImportFormatError, InvalidArgumentError, SessionNotFoundError
+from ..store import HistoryStore
 from ._import_parse import (
     EXPORT_FORMAT,
     EXPORT_VERSION,
@@ -42,9 +44,7 @@ from ._import_parse import (
     parse_item,
     parse_session,
 )
-from ._items import dump_item, load_item
-from .errors import ImportFormatError, InvalidArgumentError, SessionNotFoundError
-from .store import HistoryStore
+from ._open import as_utc, chunks, read_engine, store_write, write_store
 
 __all__ = ["EXPORT_FORMAT", "EXPORT_VERSION", "TransferSummary", "export", "import_"]
 

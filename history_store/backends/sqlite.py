@@ -17,10 +17,10 @@ operations are the hot path of every turn, so on an SQLite file they run here in
   session) runs on the calling thread too: in WAL mode a reader never waits for a writer,
   and reading a few pages costs less than a thread hop. If SQLite ever answers busy, the
   read moves to a worker thread, as longer reads do.
-* new rows' text is indexed for search in bulk, every few hundred rows (``_search_index``).
+* new rows' text is indexed for search in bulk, every few hundred rows (``sqlite_fts``).
 
 Everything else (schema, migrations, PostgreSQL, the inspection tools) uses SQLAlchemy. The
-SQL here is the SQLite form of the Core statements in ``_core_history.py``; both write the
+SQL here is the SQLite form of the Core statements in ``core.py``; both write the
 same values, and the tests run every session test on both paths.
 """
 
@@ -42,9 +42,8 @@ from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError
 
-from . import _search_index as search_index
-from . import tables
-from ._engine import (
+from .. import tables
+from .._engine import (
     busy_error,
     configure_sqlite_connection,
     finish_despite_cancellation,
@@ -52,9 +51,10 @@ from ._engine import (
     redact,
     sqlite_busy_timeout,
 )
-from ._history import NO_SEQ_ABOVE
-from ._items import Decode, EncodedItem, Rows, latest_readable, numbered
-from .errors import StoreClosedError
+from .._items import Decode, EncodedItem, Rows, latest_readable, numbered
+from ..errors import StoreClosedError
+from . import sqlite_fts as search_index
+from .base import NO_SEQ_ABOVE
 
 _T = TypeVar("_T")
 logger = logging.getLogger("history_store")

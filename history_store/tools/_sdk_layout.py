@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any, Literal
 from sqlalchemy import Select, TableClause, and_, column, func, or_, select, table, union
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ._access import keyset_pages
-from .errors import ImportFormatError
+from ..errors import ImportFormatError
+from ._open import keyset_pages
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack

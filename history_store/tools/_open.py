@@ -17,7 +17,7 @@ from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from ._engine import (
+from .._engine import (
     is_sqlite,
     make_engine,
     redact,
@@ -25,10 +25,10 @@ from ._engine import (
     unavailable,
     write_transaction,
 )
-from ._engine import sqlite_path as _sqlite_path
-from .errors import DatabaseNotFoundError
-from .schema import _out_of_date, current_revision_sync, head_revision
-from .store import HistoryStore
+from .._engine import sqlite_path as _sqlite_path
+from ..errors import DatabaseNotFoundError
+from ..schema import _out_of_date, current_revision_sync, head_revision
+from ..store import HistoryStore
 
 _T = TypeVar("_T")
 

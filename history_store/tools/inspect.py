@@ -17,11 +17,11 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from . import _search_index as search_index
-from . import tables
-from ._access import as_utc, read_engine
-from ._sql_query import QueryResult, sql
-from .errors import InvalidArgumentError, SessionNotFoundError
+from .. import tables
+from ..backends import sqlite_fts as search_index
+from ..errors import InvalidArgumentError, SessionNotFoundError
+from ._open import as_utc, read_engine
+from .sql import QueryResult, sql
 
 __all__ = [
     "SessionInfo",
@@ -190,7 +190,7 @@ async def show(
 
     Raises :class:`SessionNotFoundError` when the session does not exist.
     """
-    from ._items import load_item
+    from .._items import load_item
 
     _check_limit("last", last)
     async with read_engine(url) as engine, engine.connect() as connection:
@@ -268,7 +268,7 @@ async def search(
             {"query": fts5_query(text), "session_id": session_id, "limit": limit},
         )
         hits = [SearchHit(*row) for row in indexed]
-        # Rows written since the index was last brought up to date (see _search_index).
+        # Rows written since the index was last brought up to date (see backends/sqlite_fts.py).
         query_words = search_index.words(text)
         queued = await connection.execute(
             sa.text(search_index.PENDING_ROWS), {"session_id": session_id}

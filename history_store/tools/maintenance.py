@@ -17,11 +17,11 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from . import _search_index as search_index
-from . import tables
-from ._access import chunks, store_write, write_store
-from .errors import InvalidArgumentError, SessionNotFoundError
-from .store import HistoryStore
+from .. import tables
+from ..backends import sqlite_fts as search_index
+from ..errors import InvalidArgumentError, SessionNotFoundError
+from ..store import HistoryStore
+from ._open import chunks, store_write, write_store
 
 __all__ = ["PruneResult", "delete", "parse_age", "prune"]
 

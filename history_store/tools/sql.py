@@ -16,8 +16,8 @@ from typing import Any
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError
 
-from ._access import read_engine
-from .errors import ReadOnlyQueryError
+from ..errors import ReadOnlyQueryError
+from ._open import read_engine
 
 __all__ = ["QueryResult", "sql"]
 

@@ -14,8 +14,8 @@ from typing import Any
 from agents.result import RunResult, RunResultStreaming
 from agents.run import Runner as SDKRunner
 
-from .runner import RunCall, inside_run, invoke, invoke_run, mark, prepare
-from .store import HistoryStore
+from ..store import HistoryStore
+from .run import RunCall, inside_run, invoke, invoke_run, mark, prepare
 
 __all__ = ["install", "uninstall", "installed", "original_runner_method"]
 

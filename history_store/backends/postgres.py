@@ -19,7 +19,7 @@ Connections are made from the URL and arguments SQLAlchemy's asyncpg dialect wou
 connection state, so a connection goes back to the pool without asyncpg's reset query (one
 round trip each time); an open transaction is still rolled back by asyncpg itself.
 Everything else (schema, migrations, the inspection tools) uses SQLAlchemy. The statements
-are the PostgreSQL form of those in ``_core_history.py``; both write the same values.
+are the PostgreSQL form of those in ``core.py``; both write the same values.
 """
 
 from __future__ import annotations
@@ -36,10 +36,10 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
 from sqlalchemy.engine import URL
 
-from ._engine import retried_write, unavailable
-from ._history import pop_latest_readable
-from ._items import Decode, EncodedItem, Rows, numbered
-from ._loop_resources import LoopResources
+from .._engine import retried_write, unavailable
+from .._items import Decode, EncodedItem, Rows, numbered
+from .._loop_resources import LoopResources
+from .base import pop_latest_readable
 
 _T = TypeVar("_T")
 Connection = asyncpg.Connection | PoolConnectionProxy

@@ -1,8 +1,8 @@
 """The session operations every storage path implements, as one typed interface.
 
 ``HistorySession`` validates and encodes; a :class:`SessionHistory` stores and reads. There
-are three: ``_sqlite_direct.SQLiteHistory`` (an SQLite file, stdlib driver),
-``_pg_direct.PostgresHistory`` (PostgreSQL, asyncpg) and ``_core_history.CoreHistory``
+are three: ``backends.sqlite.SQLiteHistory`` (an SQLite file, stdlib driver),
+``backends.postgres.PostgresHistory`` (PostgreSQL, asyncpg) and ``backends.core.CoreHistory``
 (SQLAlchemy Core: in-memory SQLite). All three write the same values; the session tests run
 on the first two.
 """
@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
-from ._items import Decode, EncodedItem, Rows, latest_readable
+from .._items import Decode, EncodedItem, Rows, latest_readable
 
 NO_SEQ_ABOVE = 2**63 - 1
 """Above every seq (a signed 64-bit column): where a newest-first scan starts."""

@@ -9,7 +9,7 @@ On a Chat Completions backend the SDK cannot use ``previous_response_id`` or
   ``session`` was given, and says which on the result (:func:`session_used`);
 * leaves out of the model input stored items Chat Completions cannot take (kept in the store);
 * stores a retried input once: after a failed model call the SDK has already stored the input,
-  and running the same input again reuses it (``_chat_history.is_retry_of_unanswered_input``).
+  and running the same input again reuses it (``chat_history.is_retry_of_unanswered_input``).
 
 Everything else is ``agents.Runner``: same arguments, same results, same errors.
 """
@@ -30,11 +30,11 @@ from agents.run_config import _coerce_run_config
 from agents.run_error_handlers import RunErrorHandlers
 from agents.run_state import RunState
 
-from ._backend import resolve_backend
-from ._chat_history import chat_history_callback
-from ._engine import resolve_url
+from .._engine import resolve_url
+from ..store import HistoryStore
+from .chat_history import chat_history_callback
 from .guard import check_server_state, server_state_parameters
-from .store import HistoryStore
+from .models import resolve_backend
 
 __all__ = ["Runner", "default_store", "session_used", "SESSION_ATTRIBUTE"]
 
@@ -175,7 +175,7 @@ def invoke(name: str, call: RunCall) -> Any:
     Returns what it returns (a coroutine for ``run``); the mark covers the synchronous part,
     where ``run_sync`` and ``run_streamed`` create the task that copies this context.
     """
-    from ._install import original_runner_method
+    from .install import original_runner_method
 
     token = _in_run.set(True)
     try:

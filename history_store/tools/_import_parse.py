@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from ._items import encode_items, validate_session_id
-from .errors import HistoryStoreError, ImportFormatError
+from .._items import encode_items, validate_session_id
+from ..errors import HistoryStoreError, ImportFormatError
 
 EXPORT_FORMAT = "history_store.export"
 EXPORT_VERSION = 1

@@ -24,16 +24,16 @@ from sqlalchemy import JSON, Column, func, null, select, update
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from . import tables
-from ._access import keyset_pages
-from ._engine import WRITE_OPTIONS, make_engine, redact, resolve_url
-from .errors import (
+from .. import tables
+from .._engine import WRITE_OPTIONS, make_engine, redact, resolve_url
+from ..errors import (
     ConfigurationError,
     CopyConflictError,
     CopyVerificationError,
     InvalidArgumentError,
 )
-from .schema import MigrateMode, ensure_schema
+from ..schema import MigrateMode, ensure_schema
+from ._open import keyset_pages
 from .sdk_import import ProgressCallback, open_destination
 
 if TYPE_CHECKING:

@@ -1,6 +1,6 @@
 """The session operations through SQLAlchemy Core: for in-memory SQLite.
 
-An SQLite file takes ``_sqlite_direct`` and PostgreSQL ``_pg_direct``, the faster paths for
+An SQLite file takes ``backends.sqlite`` and PostgreSQL ``backends.postgres``, the faster paths for
 the same operations with the same values written; an in-memory database lives inside one
 SQLAlchemy connection, so only this path can reach it. Each write is one transaction
 (``BEGIN IMMEDIATE``), retried on lock errors.
@@ -16,10 +16,10 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from . import tables
-from ._engine import BEGIN_OPTION, in_write_transaction, retried_write
-from ._history import pop_latest_readable
-from ._items import Decode, EncodedItem, Rows, numbered
+from .. import tables
+from .._engine import BEGIN_OPTION, in_write_transaction, retried_write
+from .._items import Decode, EncodedItem, Rows, numbered
+from .base import pop_latest_readable
 
 _T = TypeVar("_T")
 _items = tables.items

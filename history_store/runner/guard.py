@@ -34,8 +34,8 @@ from agents.items import TResponseInputItem, TResponseStreamEvent
 from agents.run_state import RunState
 from agents.tool import Tool
 
-from ._backend import Backend, is_chat_completions, reachable_agents, resolve_backend, unwrap
-from .errors import ServerManagedStateError
+from ..errors import ServerManagedStateError
+from .models import Backend, is_chat_completions, reachable_agents, resolve_backend, unwrap
 
 if TYPE_CHECKING:
     from openai.types.responses.response_prompt_param import ResponsePromptParam

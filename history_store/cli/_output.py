@@ -9,7 +9,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from ._access import as_utc
+from ..tools._open import as_utc
 
 
 def when(value: datetime | None) -> str:

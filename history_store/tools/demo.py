@@ -22,10 +22,10 @@ from pathlib import Path
 from agents import Agent, OpenAIChatCompletionsModel, set_tracing_disabled
 from openai import AsyncOpenAI
 
-from .errors import ServerManagedStateError
-from .runner import Runner
-from .store import HistoryStore
-from .testing import StubModelServer
+from ..errors import ServerManagedStateError
+from ..runner.run import Runner
+from ..store import HistoryStore
+from ..testing import StubModelServer
 
 __all__ = ["run_demo", "DEMO_MODEL_ENV", "DEFAULT_DEMO_MODEL", "TURNS"]
 

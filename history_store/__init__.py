@@ -4,8 +4,6 @@ Chat Completions backends keep no state on the server; history_store keeps every
 SQLite or PostgreSQL and hands it back through the SDK's ``Session`` protocol.
 """
 
-from __future__ import annotations
-
 from .errors import (
     ConfigurationError,
     CopyConflictError,
@@ -86,3 +84,11 @@ __all__ = [
     "copy_database",
     "__version__",
 ]
+
+# Each public name reports the package as its home (as httpx does): help(), reprs and
+# tracebacks show ``history_store.HistoryStore``, the path users import, not the module the
+# code happens to live in. tests/test_layout.py pins this.
+for _name in __all__:
+    if not _name.startswith("__"):
+        setattr(globals()[_name], "__module__", "history_store")  # noqa: B010
+del _name

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import gc
 import json
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import orjson
 
+from .backends.base import EncodedItem
 from .errors import InvalidItemError, InvalidSessionIdError
 
 MAX_SESSION_ID_BYTES = 1024
@@ -29,25 +29,8 @@ _TEXT_PART_KEYS = ("text", "refusal", "transcript")
 _DIGITS_TO_ZERO = str.maketrans("123456789", "000000000")
 _LONG_DIGIT_RUN = "0" * 19
 
-Rows = list[tuple[int, str]]
-"""``(seq, item JSON)`` rows of one session, oldest first."""
-
-Decode = Callable[[int, str], Any]
-"""Parses one stored row ``(seq, item JSON)``; returns :data:`CORRUPT` if it cannot."""
-
 CORRUPT: Any = object()
-"""What a :data:`Decode` returns for a row whose JSON is not an item."""
-
-
-@dataclass(frozen=True, slots=True)
-class EncodedItem:
-    """One item ready to insert: the stored JSON and the columns derived from it."""
-
-    item_json: str
-    role: str | None
-    item_type: str
-    text: str | None
-    starts_turn: bool
+"""What the session's decoder returns for a row whose JSON is not an item."""
 
 
 def validate_session_id(session_id: object) -> str:
@@ -270,29 +253,3 @@ def encode_items(items: Sequence[Any]) -> list[EncodedItem]:
             )
         )
     return encoded
-
-
-def latest_readable(rows: Iterable[Any], decode: Decode) -> tuple[int, int, Any] | None:
-    """``(seq, turn, item)`` of the first row of ``rows`` (``(seq, item JSON, turn)``, newest
-    first) that ``decode`` can read, or ``None``: ``pop_item`` skips corrupt rows, keeping them."""
-    for seq, item_json, turn in rows:
-        item = decode(seq, item_json)
-        if item is not CORRUPT:
-            return seq, turn, item
-    return None
-
-
-def numbered(
-    encoded: Sequence[EncodedItem], *, last_seq: int, turn_count: int
-) -> Iterator[tuple[int, int, EncodedItem]]:
-    """``(seq, turn, item)`` for each item of a batch.
-
-    ``last_seq`` and ``turn_count`` are the session's counters after the batch was counted in
-    (what the counters upsert returns), so the batch takes the seq range that ends there.
-    """
-    seq = last_seq - len(encoded)
-    turn = turn_count - sum(1 for item in encoded if item.starts_turn)
-    for item in encoded:
-        seq += 1
-        turn += item.starts_turn
-        yield seq, turn, item

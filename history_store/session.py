@@ -4,30 +4,24 @@ from __future__ import annotations
 
 import inspect
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from agents.items import TResponseInputItem
 from agents.memory import SessionSettings
 from agents.memory.session_settings import coerce_session_settings, resolve_session_limit
 from sqlalchemy.engine import URL
 
-from ._items import (
-    CORRUPT,
-    Rows,
-    encode_items,
-    is_user_input,
-    load_item,
-    load_items,
-    validate_session_id,
-)
+from ._items import CORRUPT, encode_items, load_item, load_items, validate_session_id
+from .backends.base import Backend, Rows
 from .errors import InvalidArgumentError
 from .schema import MigrateMode
-from .store import HistoryStore
 
 if TYPE_CHECKING:
     from agents.run_context import RunContextWrapper
+
+    from .store import HistoryStore
 
 logger = logging.getLogger("history_store")
 
@@ -37,10 +31,6 @@ _POP_WINDOW = 8
 
 def _utcnow() -> datetime:
     return datetime.now(timezone.utc)
-
-
-def _starts_turn(item: Any) -> bool:
-    return isinstance(item, Mapping) and is_user_input(item)
 
 
 class HistorySession:
@@ -57,6 +47,10 @@ class HistorySession:
 
     session_id: str
     session_settings: SessionSettings | None
+
+    # How from_url opens a store of its own: HistoryStore, set by history_store.store, which
+    # imports this module (so this module never imports that one back).
+    _open_store: ClassVar[Callable[..., HistoryStore]]
 
     def __init__(
         self,
@@ -85,7 +79,7 @@ class HistorySession:
         session_settings: SessionSettings | dict[str, Any] | None = None,
     ) -> HistorySession:
         """A session with a store of its own at ``url``; :meth:`close` closes both."""
-        store = HistoryStore(url, migrate=migrate)
+        store = cls._open_store(url, migrate=migrate)
         return cls(session_id, store=store, session_settings=session_settings, owns_store=True)
 
     def __repr__(self) -> str:
@@ -131,12 +125,12 @@ class HistorySession:
             raise InvalidArgumentError(f"limit must be None or >= 0, not {effective}")
         if effective == 0:
             return []
-        history = await self.store.history()
+        backend = await self.store.backend()
         if effective is None:
-            return self._decode(await history.read_all(self.session_id))
+            return self._decode(await backend.read_all(self.session_id))
         window = effective
         while True:
-            rows = await history.read_tail(self.session_id, window)
+            rows = await backend.read_tail(self.session_id, window)
             decoded = self._decode(rows)
             if len(decoded) >= effective or len(rows) < window:
                 return decoded[-effective:]
@@ -158,8 +152,8 @@ class HistorySession:
         if not items:
             return
         encoded = encode_items(items)
-        history = await self.store.history()
-        await history.append(self.session_id, encoded, _utcnow())
+        backend = await self.store.backend()
+        await backend.append(self.session_id, encoded, _utcnow())
 
     async def pop_item(
         self, *, wrapper: RunContextWrapper[Any] | None = None
@@ -167,17 +161,37 @@ class HistorySession:
         """Remove and return the latest item, or ``None`` if the session is empty.
 
         Corrupt rows are skipped (and kept): the latest readable item is the one removed.
+        Concurrent pops each remove a different item.
         """
-        history = await self.store.history()
-        item: TResponseInputItem | None = await history.pop(
-            self.session_id, self._decode_row, _starts_turn, _POP_WINDOW, _utcnow()
-        )
-        return item
+        backend = await self.store.backend()
+        while True:
+            found = await self._latest_readable(backend)
+            if found is None:
+                return None
+            seq, item = found
+            if await backend.remove(self.session_id, seq, _utcnow()):
+                popped: TResponseInputItem = item
+                return popped
+            # Another pop removed it between the read and the delete: look again.
+
+    async def _latest_readable(self, backend: Backend) -> tuple[int, Any] | None:
+        """``(seq, item)`` of the newest row that decodes, reading :data:`_POP_WINDOW` rows
+        at a time from the end; ``None`` if there is none."""
+        before: int | None = None
+        while True:
+            rows = await backend.read_tail(self.session_id, _POP_WINDOW, before=before)
+            for seq, item_json in reversed(rows):
+                item = self._decode_row(seq, item_json)
+                if item is not CORRUPT:
+                    return seq, item
+            if len(rows) < _POP_WINDOW:
+                return None
+            before = rows[0][0]
 
     async def clear_session(self, *, wrapper: RunContextWrapper[Any] | None = None) -> None:
         """Delete every item of the session, and the session itself."""
-        history = await self.store.history()
-        await history.clear(self.session_id)
+        backend = await self.store.backend()
+        await backend.clear(self.session_id)
 
     async def close(self) -> None:
         """Close the store if this session owns it (see :meth:`from_url`); else nothing."""

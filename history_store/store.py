@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from agents.memory import SessionSettings
 from sqlalchemy.engine import URL
@@ -12,15 +13,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ._engine import is_sqlite, make_engine, redact, resolve_url, sqlite_path, unavailable
 from ._loop_resources import loop_engines
-from .backends.base import SessionHistory
-from .backends.core import CoreHistory
-from .backends.sqlite import SQLiteHistory
+from .backends.base import Backend
+from .backends.core import CoreBackend
+from .backends.sqlite import SQLiteBackend
 from .errors import ConfigurationError, StoreClosedError
 from .schema import MigrateMode, ensure_schema
-
-if TYPE_CHECKING:
-    from .backends.postgres import PostgresHistory
-    from .session import HistorySession
+from .session import HistorySession
 
 DEFAULT_SESSION_ID = "default"
 
@@ -38,11 +36,11 @@ class HistoryStore:
             belong to a deploy step).
         default_session_id: the id :meth:`session` uses when given none.
 
-    One async engine (and connection pool) serves every session of the store. Async engines
+    The sessions read and write through the store's one backend (``backends/``): the stdlib
+    driver on an SQLite file, asyncpg on PostgreSQL, SQLAlchemy Core for in-memory SQLite.
+    Schema, migrations and the tools use an async SQLAlchemy engine. Async connections
     belong to an event loop, so a store used from several loops (``Runner.run_sync`` in
-    threads) keeps one engine per loop. The sessions' own reads and writes take a shorter
-    path: the stdlib driver on an SQLite file (``backends.sqlite``), an asyncpg pool per loop
-    on PostgreSQL (``backends.postgres``).
+    threads) keeps one engine, and one asyncpg pool, per loop, each closed in its own loop.
     Close the store with ``await store.close()`` or ``async with HistoryStore(...) as store:``.
     """
 
@@ -63,7 +61,7 @@ class HistoryStore:
         self._engines = loop_engines(lambda pooled: make_engine(self._url, pooled=pooled))
         self._schema_ready = False
         self._closed = False
-        self._direct = _direct_history(self._url)
+        self._backend = _open_backend(self._url, self._engines.get)
 
     @property
     def url(self) -> str:
@@ -97,8 +95,6 @@ class HistoryStore:
 
         No database work happens until the session is used.
         """
-        from .session import HistorySession
-
         return HistorySession(
             session_id if session_id is not None else self.default_session_id,
             store=self,
@@ -125,24 +121,20 @@ class HistoryStore:
             self._schema_ready = True
         return engine
 
-    async def history(self) -> SessionHistory:
-        """What the sessions read and write through: the direct path of the database
-        (SQLite file, PostgreSQL), else SQLAlchemy Core (in-memory SQLite). The schema is
-        checked (or migrated) first, once."""
+    async def backend(self) -> Backend:
+        """What the sessions read and write through (``backends/``), the schema checked (or
+        migrated) first, once."""
         if self._closed:
             raise StoreClosedError(f"{self!r} is closed; open a new HistoryStore")
-        if self._direct is None:
-            return CoreHistory(await self.engine())
         if not self._schema_ready:
             await self.engine()
-        return self._direct
+        return self._backend
 
     async def close(self) -> None:
         """Close every connection of the store. Sessions of a closed store raise on use."""
         self._closed = True
+        await self._backend.close()
         await self._engines.dispose_all()
-        if self._direct is not None:
-            await self._direct.close()
 
     async def __aenter__(self) -> HistoryStore:
         return self
@@ -156,16 +148,20 @@ class HistoryStore:
         await self.close()
 
 
-def _direct_history(url: URL) -> SQLiteHistory | PostgresHistory | None:
+def _open_backend(url: URL, engine: Callable[[], Awaitable[AsyncEngine]]) -> Backend:
+    """The backend for ``url``; ``engine`` gives the store's engine of the running loop."""
     if not is_sqlite(url):
         try:
-            from .backends.postgres import PostgresHistory
+            from .backends.postgres import PostgresBackend
         except ModuleNotFoundError as exc:
             if exc.name != "asyncpg":
                 raise
             raise ConfigurationError(
                 f"{redact(url)} needs the asyncpg driver: pip install 'history-store[postgres]'"
             ) from exc
-        return PostgresHistory(url)
+        return PostgresBackend(url)
     path = sqlite_path(url)
-    return SQLiteHistory(path, url) if path is not None else None
+    return SQLiteBackend(path, url) if path is not None else CoreBackend(engine)
+
+
+HistorySession._open_store = HistoryStore

@@ -23,13 +23,13 @@ from history_store import (
     HistoryStore,
 )
 from history_store._engine import is_lock_error, resolve_url, retry_on_lock
-from history_store.backends.core import CoreHistory
+from history_store.backends.core import CoreBackend
 from history_store.backends.postgres import (
-    PostgresHistory,
+    PostgresBackend,
     _as_sqlalchemy_error,
     asyncpg_connect_arguments,
 )
-from history_store.backends.sqlite import INLINE_READ_ROWS, SQLiteHistory
+from history_store.backends.sqlite import INLINE_READ_ROWS, SQLiteBackend
 
 
 def _item(number: int) -> dict[str, Any]:
@@ -81,13 +81,13 @@ async def _script(store: HistoryStore) -> tuple[list[Any], list[tuple[Any, ...]]
 async def test_every_path_stores_and_returns_the_same(tmp_path: Path, pg_url: str) -> None:
     outcomes = {}
     paths = {
-        "memory": ("sqlite+aiosqlite://", CoreHistory),
-        "file": (f"sqlite+aiosqlite:///{tmp_path / 'h.db'}", SQLiteHistory),
-        "postgresql": (pg_url, PostgresHistory),
+        "memory": ("sqlite+aiosqlite://", CoreBackend),
+        "file": (f"sqlite+aiosqlite:///{tmp_path / 'h.db'}", SQLiteBackend),
+        "postgresql": (pg_url, PostgresBackend),
     }
     for name, (url, path_class) in paths.items():
         async with HistoryStore(url, migrate="auto") as store:
-            assert isinstance(await store.history(), path_class)
+            assert isinstance(await store.backend(), path_class)
             outcomes[name] = await _script(store)
     assert outcomes["memory"] == outcomes["file"] == outcomes["postgresql"]
     results, state = outcomes["file"]
@@ -121,7 +121,7 @@ async def test_deadlocks_and_serialization_failures_are_retried(pg_url: str) -> 
 
 
 async def test_unreachable_server_is_named_without_password() -> None:
-    history = PostgresHistory(resolve_url("postgresql://me:s3cret@127.0.0.1:1/nowhere"))
+    history = PostgresBackend(resolve_url("postgresql://me:s3cret@127.0.0.1:1/nowhere"))
     try:
         with pytest.raises(DatabaseUnavailableError) as raised:
             await history.read_all("x")
@@ -150,8 +150,8 @@ def test_connection_arguments_follow_sqlalchemy() -> None:
 async def test_statement_cache_can_be_turned_off_for_pgbouncer(pg_url: str) -> None:
     url = f"{pg_url}?prepared_statement_cache_size=0"
     async with HistoryStore(url, migrate="auto") as store:
-        history = await store.history()
-        assert isinstance(history, PostgresHistory)
+        history = await store.backend()
+        assert isinstance(history, PostgresBackend)
         session = store.session("bouncer")
         await session.add_items([{"role": "user", "content": "hi"}])
         assert await session.get_items(limit=1) == [{"role": "user", "content": "hi"}]

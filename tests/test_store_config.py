@@ -13,8 +13,8 @@ from sqlalchemy import text
 
 from history_store import ConfigurationError, HistoryStore, StoreClosedError
 from history_store._engine import DEFAULT_URL, URL_ENV_VAR
-from history_store.backends.postgres import PostgresHistory
-from history_store.backends.sqlite import SQLiteHistory
+from history_store.backends.postgres import PostgresBackend
+from history_store.backends.sqlite import SQLiteBackend
 
 
 def test_url_defaults(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -119,8 +119,8 @@ async def captured_tail_query(
     """The SELECT that ``get_items(limit)`` runs through the store's direct path, and its
     parameters."""
     statements: list[tuple[str, tuple[Any, ...]]] = []
-    direct = store._direct
-    if isinstance(direct, SQLiteHistory):
+    direct = store._backend
+    if isinstance(direct, SQLiteBackend):
         read = direct._read
 
         def capture_sqlite(statement: str, parameters: Any, *, inline: bool) -> Any:
@@ -129,7 +129,7 @@ async def captured_tail_query(
 
         direct._read = capture_sqlite  # type: ignore[method-assign]
     else:
-        assert isinstance(direct, PostgresHistory)
+        assert isinstance(direct, PostgresBackend)
         fetch = direct._fetch
 
         async def capture_pg(statement: str, *arguments: Any) -> Any:
@@ -141,7 +141,7 @@ async def captured_tail_query(
         items = await store.session(session_id).get_items(limit)
     finally:
         # Drop the instance attribute: the class's method shows through again.
-        delattr(direct, "_read" if isinstance(direct, SQLiteHistory) else "_fetch")
+        delattr(direct, "_read" if isinstance(direct, SQLiteBackend) else "_fetch")
     assert [item["n"] for item in items] == list(range(20_000 - limit + 1, 20_001))
     (select,) = [s for s in statements if s[0].lstrip().upper().startswith("SELECT")]
     return select

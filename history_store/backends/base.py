@@ -1,73 +1,97 @@
-"""The session operations every storage path implements, as one typed interface.
+"""The storage contract: what a session asks of its database, in the terms of the domain.
 
-``HistorySession`` validates and encodes; a :class:`SessionHistory` stores and reads. There
-are three: ``backends.sqlite.SQLiteHistory`` (an SQLite file, stdlib driver),
-``backends.postgres.PostgresHistory`` (PostgreSQL, asyncpg) and ``backends.core.CoreHistory``
-(SQLAlchemy Core: in-memory SQLite). All three write the same values; the session tests run
-on the first two.
+:class:`~history_store.HistorySession` validates and encodes items, decodes what it reads,
+decides which item starts a turn, and skips corrupt rows; a :class:`Backend` only stores and
+returns rows. It never parses an item and never calls back into the session: every argument
+is a session id, encoded items, a seq, a limit or the time.
+
+There are three backends, each a module of this folder that depends only on this one:
+``sqlite.py`` (an SQLite file, through the stdlib driver), ``postgres.py`` (asyncpg) and
+``core.py`` (SQLAlchemy Core, for in-memory SQLite). All three write the same values, which
+``tests/test_history_paths.py`` checks by running one script of operations on each.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Protocol
 
-from .._items import Decode, EncodedItem, Rows, latest_readable
-
-NO_SEQ_ABOVE = 2**63 - 1
-"""Above every seq (a signed 64-bit column): where a newest-first scan starts."""
+Rows = list[tuple[int, str]]
+"""``(seq, item JSON)`` rows of one session, oldest first."""
 
 
-class SessionHistory(Protocol):
+@dataclass(frozen=True, slots=True)
+class EncodedItem:
+    """One item ready to insert: the stored JSON and the columns derived from it."""
+
+    item_json: str
+    role: str | None
+    item_type: str
+    text: str | None
+    starts_turn: bool
+
+
+class Backend(Protocol):
+    """Where a store's sessions keep their items (see the module docstring).
+
+    Every write is one transaction: it happens whole or not at all, also when the caller is
+    cancelled (the write under way runs to its end, then ``CancelledError`` is raised).
+    """
+
     async def read_all(self, session_id: str) -> Rows:
-        """Every row of the session, oldest first."""
+        """Every row of the session, oldest first; ``[]`` for an unknown session."""
         ...
 
-    async def read_tail(self, session_id: str, count: int) -> Rows:
-        """The latest ``count`` rows of the session, oldest first."""
+    async def read_tail(self, session_id: str, limit: int, *, before: int | None = None) -> Rows:
+        """The latest ``limit`` rows of the session (those with ``seq < before`` when given),
+        oldest first."""
         ...
 
-    async def append(self, session_id: str, encoded: Sequence[EncodedItem], now: datetime) -> None:
-        """Store the batch after the session's latest item, in one transaction (all or
-        nothing), creating the session row if needed and counting the items and turns in."""
+    async def append(self, session_id: str, items: Sequence[EncodedItem], now: datetime) -> None:
+        """Store ``items`` after the session's latest item, in one transaction, creating the
+        session if needed and counting the items and the turns they start into its counters.
+        ``items`` is never empty."""
         ...
 
-    async def pop(
-        self,
-        session_id: str,
-        decode: Decode,
-        starts_turn: Callable[[Any], bool],
-        window: int,
-        now: datetime,
-    ) -> Any:
-        """Delete and return the latest item that ``decode`` can read (rows it cannot are
-        skipped and kept), reading ``window`` rows at a time; ``None`` if there is none."""
+    async def remove(self, session_id: str, seq: int, now: datetime) -> bool:
+        """Delete the item at ``seq`` and count it out; ``False`` if it is not there (another
+        caller removed it first).
+
+        The session's turn count goes back by one when the item was the first of the
+        session's latest turn (:func:`first_of_turn`), so the next user input takes that turn
+        number again; ``last_seq`` never goes back.
+        """
         ...
 
     async def clear(self, session_id: str) -> None:
         """Delete the session and every item of it."""
         ...
 
+    async def close(self) -> None:
+        """Close every connection; the backend is not used again."""
+        ...
 
-async def pop_latest_readable(
-    fetch_below: Callable[[int], Awaitable[Sequence[Any]]],
-    forget: Callable[[int, int | None], Awaitable[None]],
-    decode: Decode,
-    starts_turn: Callable[[Any], bool],
-    window: int,
-) -> Any:
-    """The pop loop of the async paths, inside their write transaction: read ``window`` rows
-    ``(seq, item JSON, turn)`` below a seq, newest first (``fetch_below``), until one decodes;
-    ``forget(seq, turn)`` deletes it (``turn`` given when the item started that turn)."""
-    below = NO_SEQ_ABOVE
-    while True:
-        rows = await fetch_below(below)
-        found = latest_readable(rows, decode)
-        if found is not None:
-            seq, turn, item = found
-            await forget(seq, turn if starts_turn(item) else None)
-            return item
-        if len(rows) < window:
-            return None
-        below = rows[-1][0]
+
+def first_of_turn(turn: int, turn_below: int | None) -> bool:
+    """Whether a row of ``turn`` started it, given the turn of the row just below it
+    (``None``: no row below). Items before the first user input are turn 0, which no row
+    starts."""
+    return turn > 0 and turn_below != turn
+
+
+def numbered(
+    items: Sequence[EncodedItem], *, last_seq: int, turn_count: int
+) -> Iterator[tuple[int, int, EncodedItem]]:
+    """``(seq, turn, item)`` for each item of a batch.
+
+    ``last_seq`` and ``turn_count`` are the session's counters after the batch was counted in
+    (what the counters upsert returns), so the batch takes the seq range that ends there.
+    """
+    seq = last_seq - len(items)
+    turn = turn_count - sum(1 for item in items if item.starts_turn)
+    for item in items:
+        seq += 1
+        turn += item.starts_turn
+        yield seq, turn, item

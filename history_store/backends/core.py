@@ -1,8 +1,9 @@
 """The session operations through SQLAlchemy Core: for in-memory SQLite.
 
-An SQLite file takes ``backends.sqlite`` and PostgreSQL ``backends.postgres``, the faster paths for
-the same operations with the same values written; an in-memory database lives inside one
-SQLAlchemy connection, so only this path can reach it. Each write is one transaction
+An SQLite file takes ``sqlite.py`` and PostgreSQL ``postgres.py``, the faster paths for the
+same operations with the same values written; an in-memory database lives inside one
+SQLAlchemy connection, so only this backend can reach it. It runs on the store's engine of
+the running event loop (the one the schema was created on). Each write is one transaction
 (``BEGIN IMMEDIATE``), retried on lock errors.
 """
 
@@ -12,14 +13,13 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import case, delete, select, update
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from .. import tables
 from .._engine import BEGIN_OPTION, in_write_transaction, retried_write
-from .._items import Decode, EncodedItem, Rows, numbered
-from .base import pop_latest_readable
+from .base import EncodedItem, Rows, first_of_turn, numbered
 
 _T = TypeVar("_T")
 _items = tables.items
@@ -45,14 +45,18 @@ _UPSERT = _upsert.on_conflict_do_update(
 ).returning(_sessions.c.last_seq, _sessions.c.turn_count)
 
 
-class CoreHistory:
-    """The session operations on one async engine (see the module docstring)."""
+class CoreBackend:
+    """The session operations on the engine ``engine()`` returns for the running loop."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: Callable[[], Awaitable[AsyncEngine]]) -> None:
         self._engine = engine
 
+    async def close(self) -> None:
+        """Nothing to close: the engines belong to the store, which disposes them."""
+
     async def _read(self, statement: Any) -> Rows:
-        async with self._engine.connect() as connection:
+        engine = await self._engine()
+        async with engine.connect() as connection:
             await connection.execution_options(**_READ_OPTIONS)
             result = await connection.execute(statement)
             return [(seq, item_json) for seq, item_json in result.all()]
@@ -65,25 +69,28 @@ class CoreHistory:
         )
         return await self._read(statement)
 
-    async def read_tail(self, session_id: str, count: int) -> Rows:
+    async def read_tail(self, session_id: str, limit: int, *, before: int | None = None) -> Rows:
         statement = (
             select(_items.c.seq, _items.c.item)
             .where(_items.c.session_id == session_id)
             .order_by(_items.c.seq.desc())
-            .limit(count)
+            .limit(limit)
         )
+        if before is not None:
+            statement = statement.where(_items.c.seq < before)
         rows = await self._read(statement)
         rows.reverse()
         return rows
 
     async def _write(self, what: str, body: Callable[[AsyncConnection], Awaitable[_T]]) -> _T:
+        engine = await self._engine()
         return await retried_write(
-            lambda: in_write_transaction(self._engine, body), what=what, url=self._engine.url
+            lambda: in_write_transaction(engine, body), what=what, url=engine.url
         )
 
-    async def append(self, session_id: str, encoded: Sequence[EncodedItem], now: datetime) -> None:
-        count = len(encoded)
-        user_inputs = sum(1 for item in encoded if item.starts_turn)
+    async def append(self, session_id: str, items: Sequence[EncodedItem], now: datetime) -> None:
+        count = len(items)
+        user_inputs = sum(1 for item in items if item.starts_turn)
 
         async def insert(connection: AsyncConnection) -> None:
             counters = await connection.execute(
@@ -109,36 +116,39 @@ class CoreHistory:
                     "item": item.item_json,
                     "created_at": now,
                 }
-                for seq, turn, item in numbered(encoded, last_seq=last_seq, turn_count=turn_count)
+                for seq, turn, item in numbered(items, last_seq=last_seq, turn_count=turn_count)
             ]
             await connection.execute(_items.insert(), rows)
 
         await self._write("add_items", insert)
 
-    async def pop(
-        self,
-        session_id: str,
-        decode: Decode,
-        starts_turn: Callable[[Any], bool],
-        window: int,
-        now: datetime,
-    ) -> Any:
-        async def pop(connection: AsyncConnection) -> Any:
-            async def fetch_below(below: int) -> Any:
-                statement = (
-                    select(_items.c.seq, _items.c.item, _items.c.turn)
-                    .where(_items.c.session_id == session_id, _items.c.seq < below)
-                    .order_by(_items.c.seq.desc())
-                    .limit(window)
+    async def remove(self, session_id: str, seq: int, now: datetime) -> bool:
+        async def remove(connection: AsyncConnection) -> bool:
+            gone = await connection.execute(
+                delete(_items)
+                .where(_items.c.session_id == session_id, _items.c.seq == seq)
+                .returning(_items.c.turn)
+            )
+            turn = gone.scalar_one_or_none()
+            if turn is None:
+                return False
+            below = await connection.scalar(
+                select(_items.c.turn)
+                .where(_items.c.session_id == session_id, _items.c.seq < seq)
+                .order_by(_items.c.seq.desc())
+                .limit(1)
+            )
+            values: dict[str, Any] = {"item_count": _sessions.c.item_count - 1, "updated_at": now}
+            if first_of_turn(turn, below):
+                values["turn_count"] = case(
+                    (_sessions.c.turn_count == turn, turn - 1), else_=_sessions.c.turn_count
                 )
-                return (await connection.execute(statement)).all()
+            await connection.execute(
+                update(_sessions).where(_sessions.c.session_id == session_id).values(values)
+            )
+            return True
 
-            async def forget(seq: int, started: int | None) -> None:
-                await _forget(connection, session_id, seq, started, now)
-
-            return await pop_latest_readable(fetch_below, forget, decode, starts_turn, window)
-
-        return await self._write("pop_item", pop)
+        return await self._write("pop_item", remove)
 
     async def clear(self, session_id: str) -> None:
         async def clear(connection: AsyncConnection) -> None:
@@ -146,18 +156,3 @@ class CoreHistory:
             await connection.execute(delete(_sessions).where(_sessions.c.session_id == session_id))
 
         await self._write("clear_session", clear)
-
-
-async def _forget(
-    connection: AsyncConnection, session_id: str, seq: int, turn: int | None, now: datetime
-) -> None:
-    """Delete one item and count it out; ``turn`` is given when the item started that turn."""
-    await connection.execute(
-        delete(_items).where(_items.c.session_id == session_id, _items.c.seq == seq)
-    )
-    values: dict[str, Any] = {"item_count": _sessions.c.item_count - 1, "updated_at": now}
-    if turn is not None:
-        values["turn_count"] = turn - 1
-    await connection.execute(
-        update(_sessions).where(_sessions.c.session_id == session_id).values(values)
-    )

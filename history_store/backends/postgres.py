@@ -11,15 +11,16 @@ event loop (``_loop_resources``):
   upsert's row lock is held to the statement's end, so writers of one session take turns
   and their seq ranges never overlap.
 * reads are one SELECT each, outside any transaction (each sees one snapshot).
-* ``pop`` and ``clear`` are short transactions that lock the session's row first, so they
-  take turns with each other and with appends: two concurrent pops never return one item.
+* ``remove`` is one statement too: the item deleted, the counters updated (only if the
+  delete found the row, so two callers removing one item see one ``True``).
+* ``clear`` is a short transaction that locks the session's row first.
 
 Connections are made from the URL and arguments SQLAlchemy's asyncpg dialect would use
 (``create_connect_args``), so a URL that works for the engine works here. Nothing here sets
 connection state, so a connection goes back to the pool without asyncpg's reset query (one
 round trip each time); an open transaction is still rolled back by asyncpg itself.
-Everything else (schema, migrations, the inspection tools) uses SQLAlchemy. The statements
-are the PostgreSQL form of those in ``core.py``; both write the same values.
+Everything else (schema, migrations, the tools) uses SQLAlchemy. The statements are the
+PostgreSQL form of those in ``core.py``; both write the same values.
 """
 
 from __future__ import annotations
@@ -37,9 +38,8 @@ from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
 from sqlalchemy.engine import URL
 
 from .._engine import retried_write, unavailable
-from .._items import Decode, EncodedItem, Rows, numbered
 from .._loop_resources import LoopResources
-from .base import pop_latest_readable
+from .base import EncodedItem, Rows, numbered
 
 _T = TypeVar("_T")
 Connection = asyncpg.Connection | PoolConnectionProxy
@@ -73,20 +73,28 @@ FROM counters, unnest($5::text[], $6::text[], $7::text[], $8::text[], $9::intege
 """
 _READ_ALL = "SELECT seq, item FROM hs_items WHERE session_id = $1 ORDER BY seq"
 _READ_TAIL = "SELECT seq, item FROM hs_items WHERE session_id = $1 ORDER BY seq DESC LIMIT $2"
-_LOCK_SESSION = "SELECT 1 FROM hs_sessions WHERE session_id = $1 FOR UPDATE"
-_WINDOW_BELOW = (
-    "SELECT seq, item, turn FROM hs_items WHERE session_id = $1 AND seq < $2 "
-    "ORDER BY seq DESC LIMIT $3"
+_READ_TAIL_BELOW = (
+    "SELECT seq, item FROM hs_items WHERE session_id = $1 AND seq < $3 ORDER BY seq DESC LIMIT $2"
 )
-# $3: the popped item's turn when it started that turn (the count drops to the turn
-# before), else NULL (the count stays).
-_FORGET = """
-WITH gone AS (DELETE FROM hs_items WHERE session_id = $1 AND seq = $2)
+_LOCK_SESSION = "SELECT 1 FROM hs_sessions WHERE session_id = $1 FOR UPDATE"
+# Every part sees the snapshot before the DELETE, so `below` is the row under the removed
+# one. The turn count goes back only when the removed row started the latest turn (the rule
+# of base.first_of_turn); the UPDATE runs only if the DELETE found the row.
+_REMOVE = """
+WITH gone AS (DELETE FROM hs_items WHERE session_id = $1 AND seq = $2 RETURNING turn),
+below AS (
+    SELECT turn FROM hs_items WHERE session_id = $1 AND seq < $2 ORDER BY seq DESC LIMIT 1
+)
 UPDATE hs_sessions
 SET item_count = item_count - 1,
-    turn_count = COALESCE($3::integer - 1, turn_count),
-    updated_at = $4
-WHERE session_id = $1
+    turn_count = CASE
+        WHEN gone.turn > 0 AND gone.turn = hs_sessions.turn_count
+             AND gone.turn IS DISTINCT FROM (SELECT turn FROM below)
+        THEN gone.turn - 1 ELSE hs_sessions.turn_count END,
+    updated_at = $3
+FROM gone
+WHERE hs_sessions.session_id = $1
+RETURNING 1
 """
 _DELETE_ITEMS = "DELETE FROM hs_items WHERE session_id = $1"
 _DELETE_SESSION = "DELETE FROM hs_sessions WHERE session_id = $1"
@@ -211,7 +219,7 @@ class _Connections:
         self._pool = None
 
 
-class PostgresHistory:
+class PostgresBackend:
     """The session operations on one PostgreSQL database (see the module docstring)."""
 
     def __init__(self, url: URL) -> None:
@@ -236,8 +244,11 @@ class PostgresHistory:
     async def read_all(self, session_id: str) -> Rows:
         return await self._fetch(_READ_ALL, session_id)
 
-    async def read_tail(self, session_id: str, count: int) -> Rows:
-        rows = await self._fetch(_READ_TAIL, session_id, count)
+    async def read_tail(self, session_id: str, limit: int, *, before: int | None = None) -> Rows:
+        if before is None:
+            rows = await self._fetch(_READ_TAIL, session_id, limit)
+        else:
+            rows = await self._fetch(_READ_TAIL_BELOW, session_id, limit, before)
         rows.reverse()
         return rows
 
@@ -261,18 +272,18 @@ class PostgresHistory:
 
         return await retried_write(attempt, what=what, url=self._url)
 
-    async def append(self, session_id: str, encoded: Sequence[EncodedItem], now: datetime) -> None:
-        user_inputs = sum(1 for item in encoded if item.starts_turn)
-        offsets = [turn for _, turn, _ in numbered(encoded, last_seq=0, turn_count=user_inputs)]
+    async def append(self, session_id: str, items: Sequence[EncodedItem], now: datetime) -> None:
+        user_inputs = sum(1 for item in items if item.starts_turn)
+        offsets = [turn for _, turn, _ in numbered(items, last_seq=0, turn_count=user_inputs)]
         arguments = (
             session_id,
             now,
-            len(encoded),
+            len(items),
             user_inputs,
-            [item.role for item in encoded],
-            [item.item_type for item in encoded],
-            [item.text for item in encoded],
-            [item.item_json for item in encoded],
+            [item.role for item in items],
+            [item.item_type for item in items],
+            [item.text for item in items],
+            [item.item_json for item in items],
             offsets,
         )
 
@@ -281,27 +292,11 @@ class PostgresHistory:
 
         await self._write("add_items", insert, transaction=False)
 
-    async def pop(
-        self,
-        session_id: str,
-        decode: Decode,
-        starts_turn: Callable[[Any], bool],
-        window: int,
-        now: datetime,
-    ) -> Any:
-        async def pop(connection: Connection) -> Any:
-            if await connection.fetchval(_LOCK_SESSION, session_id) is None:
-                return None
+    async def remove(self, session_id: str, seq: int, now: datetime) -> bool:
+        async def remove(connection: Connection) -> bool:
+            return await connection.fetchval(_REMOVE, session_id, seq, now) is not None
 
-            async def fetch_below(below: int) -> list[Any]:
-                return await connection.fetch(_WINDOW_BELOW, session_id, below, window)
-
-            async def forget(seq: int, started: int | None) -> None:
-                await connection.execute(_FORGET, session_id, seq, started, now)
-
-            return await pop_latest_readable(fetch_below, forget, decode, starts_turn, window)
-
-        return await self._write("pop_item", pop)
+        return await self._write("pop_item", remove, transaction=False)
 
     async def clear(self, session_id: str) -> None:
         async def clear(connection: Connection) -> None:

@@ -19,9 +19,9 @@ operations are the hot path of every turn, so on an SQLite file they run here in
   read moves to a worker thread, as longer reads do.
 * new rows' text is indexed for search in bulk, every few hundred rows (``sqlite_fts``).
 
-Everything else (schema, migrations, PostgreSQL, the inspection tools) uses SQLAlchemy. The
-SQL here is the SQLite form of the Core statements in ``core.py``; both write the
-same values, and the tests run every session test on both paths.
+Everything else (schema, migrations, the tools) uses SQLAlchemy. The SQL here is the SQLite
+form of the Core statements in ``core.py``; both write the same values, and the tests run
+every session test on both.
 """
 
 from __future__ import annotations
@@ -51,10 +51,9 @@ from .._engine import (
     redact,
     sqlite_busy_timeout,
 )
-from .._items import Decode, EncodedItem, Rows, latest_readable, numbered
 from ..errors import StoreClosedError
 from . import sqlite_fts as search_index
-from .base import NO_SEQ_ABOVE
+from .base import EncodedItem, Rows, first_of_turn, numbered
 
 _T = TypeVar("_T")
 logger = logging.getLogger("history_store")
@@ -90,14 +89,15 @@ _ALL = "SELECT seq, item FROM hs_items WHERE session_id = ? ORDER BY seq"
 _HEAD = "SELECT seq, item FROM hs_items WHERE session_id = ? ORDER BY seq LIMIT ?"
 _TAIL = "SELECT seq, item FROM hs_items WHERE session_id = ? ORDER BY seq DESC LIMIT ?"
 _TAIL_BELOW = (
-    "SELECT seq, item, turn FROM hs_items WHERE session_id = ? AND seq < ? "
-    "ORDER BY seq DESC LIMIT ?"
+    "SELECT seq, item FROM hs_items WHERE session_id = ? AND seq < ? ORDER BY seq DESC LIMIT ?"
 )
-_DELETE_ONE = "DELETE FROM hs_items WHERE session_id = ? AND seq = ?"
+_DELETE_ONE = "DELETE FROM hs_items WHERE session_id = ? AND seq = ? RETURNING turn"
+_TURN_BELOW = "SELECT turn FROM hs_items WHERE session_id = ? AND seq < ? ORDER BY seq DESC LIMIT 1"
 _FORGET = "UPDATE hs_sessions SET item_count = item_count - 1, updated_at = ? WHERE session_id = ?"
+# Only when the removed item started the latest turn: the count goes back to the turn before.
 _FORGET_TURN = (
-    "UPDATE hs_sessions SET item_count = item_count - 1, updated_at = ?, turn_count = ? "
-    "WHERE session_id = ?"
+    "UPDATE hs_sessions SET item_count = item_count - 1, updated_at = ?, "
+    "turn_count = CASE WHEN turn_count = ? THEN ? ELSE turn_count END WHERE session_id = ?"
 )
 _CLEAR_ITEMS = "DELETE FROM hs_items WHERE session_id = ?"
 _CLEAR_SESSION = "DELETE FROM hs_sessions WHERE session_id = ?"
@@ -120,7 +120,7 @@ def _is_lock_error(exc: sqlite3.OperationalError) -> bool:
     return "locked" in message or "busy" in message
 
 
-class SQLiteHistory:
+class SQLiteBackend:
     """The session operations on one SQLite file (see the module docstring).
 
     Thread-safe and usable from any event loop: nothing here belongs to a loop. Each thread
@@ -222,12 +222,16 @@ class SQLiteHistory:
             return rows
         return await asyncio.to_thread(self._read, _ALL, (session_id,), inline=False)
 
-    async def read_tail(self, session_id: str, count: int) -> Rows:
-        """The latest ``count`` rows of the session, oldest first."""
-        parameters = (session_id, count)
-        rows = self._read_inline(_TAIL, parameters) if count <= INLINE_READ_ROWS else None
+    async def read_tail(self, session_id: str, limit: int, *, before: int | None = None) -> Rows:
+        """The latest ``limit`` rows of the session (below ``before``), oldest first."""
+        statement, parameters = (
+            (_TAIL, (session_id, limit))
+            if before is None
+            else (_TAIL_BELOW, (session_id, before, limit))
+        )
+        rows = self._read_inline(statement, parameters) if limit <= INLINE_READ_ROWS else None
         if rows is None:
-            rows = await asyncio.to_thread(self._read, _TAIL, parameters, inline=False)
+            rows = await asyncio.to_thread(self._read, statement, parameters, inline=False)
         rows.reverse()
         return rows
 
@@ -299,28 +303,19 @@ class SQLiteHistory:
 
         return await finish_despite_cancellation(asyncio.wrap_future(future), drop_or_stop_retrying)
 
-    async def append(self, session_id: str, encoded: Sequence[EncodedItem], now: datetime) -> None:
+    async def append(self, session_id: str, items: Sequence[EncodedItem], now: datetime) -> None:
         """Store a batch in one transaction: the counters bumped, then every row."""
-        rows_to_index = self._rows_to_index + sum(1 for item in encoded if item.text is not None)
+        rows_to_index = self._rows_to_index + sum(1 for item in items if item.text is not None)
         # Indexing in the same transaction, not on the writer thread: a background indexing
         # transaction would hold the write lock and send every concurrent write the slow way.
         index_now = rows_to_index >= search_index.FLUSH_EVERY_ROWS
         stamp = _format_datetime(now)
-        await self._write("add_items", _append, session_id, encoded, stamp, index_now)
+        await self._write("add_items", _append, session_id, items, stamp, index_now)
         self._rows_to_index = 0 if index_now else rows_to_index
 
-    async def pop(
-        self,
-        session_id: str,
-        decode: Decode,
-        starts_turn: Callable[[Any], bool],
-        window: int,
-        now: datetime,
-    ) -> Any:
-        """Remove the latest readable item and return it (``None`` for an empty session)."""
-        return await self._write(
-            "pop_item", _pop, session_id, decode, starts_turn, window, _format_datetime(now)
-        )
+    async def remove(self, session_id: str, seq: int, now: datetime) -> bool:
+        """Delete one item and count it out; ``False`` if it was already gone."""
+        return await self._write("pop_item", _remove, session_id, seq, _format_datetime(now))
 
     async def clear(self, session_id: str) -> None:
         """Delete the session's items and its row."""
@@ -350,12 +345,12 @@ def _run_transaction(
 def _append(
     connection: sqlite3.Connection,
     session_id: str,
-    encoded: Sequence[EncodedItem],
+    items: Sequence[EncodedItem],
     stamp: str,
     index_now: bool,
 ) -> None:
-    count = len(encoded)
-    user_inputs = sum(1 for item in encoded if item.starts_turn)
+    count = len(items)
+    user_inputs = sum(1 for item in items if item.starts_turn)
     last_seq, turn_count = connection.execute(
         _UPSERT, (session_id, stamp, stamp, count, user_inputs, count)
     ).fetchone()
@@ -363,36 +358,24 @@ def _append(
         _INSERT,
         [
             (session_id, seq, turn, item.role, item.item_type, item.text, item.item_json, stamp)
-            for seq, turn, item in numbered(encoded, last_seq=last_seq, turn_count=turn_count)
+            for seq, turn, item in numbered(items, last_seq=last_seq, turn_count=turn_count)
         ],
     )
     if index_now:
         search_index.flush(connection)
 
 
-def _pop(
-    connection: sqlite3.Connection,
-    session_id: str,
-    decode: Decode,
-    starts_turn: Callable[[Any], bool],
-    window: int,
-    stamp: str,
-) -> Any:
-    below = NO_SEQ_ABOVE
-    while True:
-        rows = connection.execute(_TAIL_BELOW, (session_id, below, window)).fetchall()
-        found = latest_readable(rows, decode)
-        if found is not None:
-            seq, turn, item = found
-            connection.execute(_DELETE_ONE, (session_id, seq))
-            if starts_turn(item):
-                connection.execute(_FORGET_TURN, (stamp, turn - 1, session_id))
-            else:
-                connection.execute(_FORGET, (stamp, session_id))
-            return item
-        if len(rows) < window:
-            return None
-        below = rows[-1][0]
+def _remove(connection: sqlite3.Connection, session_id: str, seq: int, stamp: str) -> bool:
+    removed = connection.execute(_DELETE_ONE, (session_id, seq)).fetchone()
+    if removed is None:
+        return False
+    (turn,) = removed
+    below = connection.execute(_TURN_BELOW, (session_id, seq)).fetchone()
+    if first_of_turn(turn, below[0] if below is not None else None):
+        connection.execute(_FORGET_TURN, (stamp, turn, turn - 1, session_id))
+    else:
+        connection.execute(_FORGET, (stamp, session_id))
+    return True
 
 
 def _checkpoint(connection: sqlite3.Connection) -> None:

@@ -8,18 +8,16 @@ put back. Both functions are idempotent and serialized by a lock.
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 from agents.result import RunResult, RunResultStreaming
 from agents.run import Runner as SDKRunner
 
 from ..store import HistoryStore
+from . import _sdk
 from .run import RunCall, inside_run, invoke, invoke_run, mark, prepare
 
-__all__ = ["install", "uninstall", "installed", "original_runner_method"]
-
-_NAMES = ("run", "run_sync", "run_streamed")
+__all__ = ["install", "uninstall", "installed"]
 # run_streamed takes these positionally after (starting_agent, input); run and run_sync take
 # only keywords.
 _STREAMED_POSITIONAL = (
@@ -33,23 +31,14 @@ _STREAMED_POSITIONAL = (
     "session",
 )
 
-_lock = threading.RLock()
-_saved: dict[str, Any] | None = None
 _store: HistoryStore | None = None
-
-
-def original_runner_method(name: str) -> Any:
-    """``agents.Runner.<name>`` as it was before :func:`install` (or as it is, if not installed)."""
-    with _lock:
-        descriptor = _saved[name] if _saved is not None else SDKRunner.__dict__[name]
-    return descriptor.__get__(None, SDKRunner)
 
 
 def _prepare(starting_agent: Any, input: Any, kwargs: dict[str, Any]) -> RunCall:
     store = kwargs.pop("store", None)
     session_id = kwargs.pop("session_id", None)
     call = RunCall(starting_agent, input, **kwargs)
-    with _lock:
+    with _sdk.lock:
         store = store if store is not None else _store
     # A run started inside another (an agent used as a tool) is a separate conversation.
     return prepare(call, store=store, session_id=session_id, auto_attach=not inside_run())
@@ -98,13 +87,13 @@ def install(store: HistoryStore | None = None) -> None:
     Calling it again keeps one patch in place and only replaces the store. Undo it with
     :func:`uninstall`.
     """
-    global _saved, _store
-    with _lock:
+    global _store
+    with _sdk.lock:
         _store = store
-        if _saved is not None:
+        if _sdk.saved is not None:
             return
-        _saved = {name: SDKRunner.__dict__[name] for name in _NAMES}
-        for name in _NAMES:
+        _sdk.saved = {name: SDKRunner.__dict__[name] for name in _sdk.RUNNER_METHODS}
+        for name in _sdk.RUNNER_METHODS:
             setattr(SDKRunner, name, _PATCHES[name])
 
 
@@ -113,17 +102,17 @@ def uninstall() -> None:
 
     Does nothing when not installed.
     """
-    global _saved, _store
-    with _lock:
-        if _saved is None:
+    global _store
+    with _sdk.lock:
+        if _sdk.saved is None:
             return
-        for name, descriptor in _saved.items():
+        for name, descriptor in _sdk.saved.items():
             setattr(SDKRunner, name, descriptor)
-        _saved = None
+        _sdk.saved = None
         _store = None
 
 
 def installed() -> bool:
     """True between :func:`install` and :func:`uninstall`."""
-    with _lock:
-        return _saved is not None
+    with _sdk.lock:
+        return _sdk.saved is not None

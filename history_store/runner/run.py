@@ -32,6 +32,7 @@ from agents.run_state import RunState
 
 from .._engine import resolve_url
 from ..store import HistoryStore
+from ._sdk import original_runner_method
 from .chat_history import chat_history_callback
 from .guard import check_server_state, server_state_parameters
 from .models import resolve_backend
@@ -175,8 +176,6 @@ def invoke(name: str, call: RunCall) -> Any:
     Returns what it returns (a coroutine for ``run``); the mark covers the synchronous part,
     where ``run_sync`` and ``run_streamed`` create the task that copies this context.
     """
-    from .install import original_runner_method
-
     token = _in_run.set(True)
     try:
         return original_runner_method(name)(call.starting_agent, call.input, **call.sdk_kwargs())

@@ -26,7 +26,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from .. import tables
 from .._engine import WRITE_OPTIONS, is_sqlite, make_engine, redact, resolve_url
-from .._items import EncodedItem, encode_items, validate_session_id
+from .._items import encode_items, validate_session_id
+from ..backends.base import EncodedItem
 from ..errors import (
     DatabaseNotFoundError,
     InvalidArgumentError,

@@ -1,0 +1,208 @@
+"""The package's shape: one public face, no import cycles, backends that depend on their base.
+
+The ``__all__`` tests follow httpx's ``tests/test_exported_members.py``. The import graph is
+read from the source (every ``import`` statement, those inside functions included; only
+``if TYPE_CHECKING:`` blocks are left out, since they never run), so a cycle hidden behind a
+lazy import still fails here.
+"""
+
+from __future__ import annotations
+
+import ast
+import types
+from collections.abc import Iterator
+from pathlib import Path
+
+import history_store
+
+PACKAGE = Path(history_store.__file__).resolve().parent
+ROOT = PACKAGE.parent
+
+PUBLIC_NAMES = {
+    "HistoryStore",
+    "HistorySession",
+    "HistoryStoreError",
+    "ConfigurationError",
+    "DatabaseBusyError",
+    "DatabaseNotFoundError",
+    "DatabaseUnavailableError",
+    "ImportFormatError",
+    "InvalidArgumentError",
+    "InvalidItemError",
+    "InvalidSessionIdError",
+    "ReadOnlyQueryError",
+    "SchemaOutOfDateError",
+    "ServerManagedStateError",
+    "SessionNotFoundError",
+    "StoreClosedError",
+    "SessionExistsError",
+    "CopyConflictError",
+    "CopyVerificationError",
+    "Runner",
+    "default_store",
+    "session_used",
+    "install",
+    "uninstall",
+    "installed",
+    "strict_model",
+    "StrictModel",
+    "StrictModelProvider",
+    "is_chat_completions",
+    "sessions",
+    "show",
+    "search",
+    "sql",
+    "stats",
+    "export",
+    "import_",
+    "delete",
+    "prune",
+    "chat",
+    "migrate_from_sdk",
+    "export_to_sdk",
+    "copy_database",
+    "__version__",
+}
+
+
+def test_all_is_the_set_of_public_names() -> None:
+    assert set(history_store.__all__) == PUBLIC_NAMES
+    assert len(history_store.__all__) == len(PUBLIC_NAMES)  # no name listed twice
+    defined = {
+        name
+        for name, value in vars(history_store).items()
+        if not name.startswith("_") and not isinstance(value, types.ModuleType)
+    }
+    assert defined == PUBLIC_NAMES - {"__version__"}
+
+
+def test_every_public_name_reports_the_package_as_its_module() -> None:
+    for name in history_store.__all__:
+        if name.startswith("__"):
+            continue
+        assert getattr(history_store, name).__module__ == "history_store", name
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+MODULES = {
+    _module_name(path): path
+    for path in PACKAGE.rglob("*.py")
+    if "_migrations" not in path.parts and path.name != "__main__.py"
+}
+
+
+def _is_type_checking_block(node: ast.AST) -> bool:
+    if not isinstance(node, ast.If):
+        return False
+    test = node.test
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
+
+
+def _import_nodes(tree: ast.AST) -> Iterator[ast.Import | ast.ImportFrom]:
+    stack = [tree]
+    while stack:
+        node = stack.pop()
+        if _is_type_checking_block(node):
+            continue
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            yield node
+        stack.extend(ast.iter_child_nodes(node))
+
+
+def _imported_modules(module: str) -> set[str]:
+    """The package's modules that ``module`` imports (a name imported from a package counts
+    as that submodule when there is one, else as the package's ``__init__``)."""
+    path = MODULES[module]
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    found: set[str] = set()
+    for node in _import_nodes(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names if alias.name in MODULES)
+            continue
+        if node.level:
+            base = package.split(".")[: len(package.split(".")) - node.level + 1]
+            source = ".".join(base + ([node.module] if node.module else []))
+        else:
+            source = node.module or ""
+        if source not in MODULES:
+            continue
+        for alias in node.names:
+            submodule = f"{source}.{alias.name}"
+            found.add(submodule if submodule in MODULES else source)
+    found.discard(module)
+    return found
+
+
+GRAPH = {module: _imported_modules(module) for module in MODULES}
+
+
+def _cycles() -> list[list[str]]:
+    """Every strongly connected group of more than one module (Tarjan's algorithm)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    groups: list[list[str]] = []
+
+    def visit(module: str) -> None:
+        index[module] = low[module] = len(index)
+        stack.append(module)
+        on_stack.add(module)
+        for target in sorted(GRAPH[module]):
+            if target not in index:
+                visit(target)
+                low[module] = min(low[module], low[target])
+            elif target in on_stack:
+                low[module] = min(low[module], index[target])
+        if low[module] == index[module]:
+            group = []
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                group.append(member)
+                if member == module:
+                    break
+            if len(group) > 1:
+                groups.append(sorted(group))
+
+    for module in sorted(GRAPH):
+        if module not in index:
+            visit(module)
+    return groups
+
+
+def test_the_import_graph_is_read_from_the_source() -> None:
+    # The walk sees lazy imports: the CLI imports the demo inside a function.
+    assert "history_store.tools.demo" in GRAPH["history_store.cli"]
+    assert "history_store.session" in GRAPH["history_store.store"]
+
+
+def test_no_import_cycles_lazy_imports_included() -> None:
+    assert _cycles() == []
+
+
+# What a backend may import from the package: its base, the SQLite backend its full-text
+# index, and the package's private helpers below every layer.
+_BACKEND_MAY_IMPORT = {
+    "history_store.backends.base",
+    "history_store.backends.sqlite_fts",
+    "history_store._engine",
+    "history_store._loop_resources",
+    "history_store.errors",
+    "history_store.tables",
+}
+
+
+def test_each_backend_depends_only_on_its_base() -> None:
+    for module, imported in GRAPH.items():
+        if module.startswith("history_store.backends."):
+            assert imported <= _BACKEND_MAY_IMPORT, (module, imported - _BACKEND_MAY_IMPORT)
+    assert GRAPH["history_store.backends.base"] == set()

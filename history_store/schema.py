@@ -183,10 +183,11 @@ async def current(url: str | URL | None = None) -> str | None:
 
 
 def upgrade_command(url: URL) -> str:
+    """The shell command that upgrades the database at ``url`` to head."""
     return f"history-store --url '{redact(url)}' db upgrade"
 
 
-def _out_of_date(url: URL, found: str | None) -> SchemaOutOfDateError:
+def out_of_date(url: URL, found: str | None) -> SchemaOutOfDateError:
     expected = head_revision()
     known = {revision.revision for revision in history()}
     if found is not None and found not in known:
@@ -243,7 +244,7 @@ async def ensure_schema(engine: AsyncEngine, url: URL, mode: MigrateMode) -> Non
     if found == expected:
         return
     if mode == "check" or found not in {None, *(r.revision for r in history())}:
-        raise _out_of_date(url, found)
+        raise out_of_date(url, found)
 
     def upgrade_if_still_needed(connection: Connection) -> None:
         # Another process may have upgraded while this one waited for the lock.

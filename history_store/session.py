@@ -5,7 +5,6 @@ from __future__ import annotations
 import inspect
 import logging
 from collections.abc import Callable
-from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from agents.items import TResponseInputItem
@@ -14,6 +13,7 @@ from agents.memory.session_settings import coerce_session_settings, resolve_sess
 from sqlalchemy.engine import URL
 
 from ._items import CORRUPT, encode_items, load_item, load_items, validate_session_id
+from ._time import utcnow
 from .backends.base import Backend, Rows
 from .errors import InvalidArgumentError
 from .schema import MigrateMode
@@ -27,10 +27,6 @@ logger = logging.getLogger("history_store")
 
 # Rows read per round when pop_item skips corrupt rows at the tail.
 _POP_WINDOW = 8
-
-
-def _utcnow() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 class HistorySession:
@@ -153,7 +149,7 @@ class HistorySession:
             return
         encoded = encode_items(items)
         backend = await self.store.backend()
-        await backend.append(self.session_id, encoded, _utcnow())
+        await backend.append(self.session_id, encoded, utcnow())
 
     async def pop_item(
         self, *, wrapper: RunContextWrapper[Any] | None = None
@@ -169,7 +165,7 @@ class HistorySession:
             if found is None:
                 return None
             seq, item = found
-            if await backend.remove(self.session_id, seq, _utcnow()):
+            if await backend.remove(self.session_id, seq, utcnow()):
                 popped: TResponseInputItem = item
                 return popped
             # Another pop removed it between the read and the delete: look again.

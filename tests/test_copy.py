@@ -79,12 +79,10 @@ async def test_interrupted_copy_resumes_where_it_stopped(tmp_path: Path) -> None
     dst_path = tmp_path / "dst.db"
     dst = f"sqlite+aiosqlite:///{dst_path}"
     await fill(src, {"s1": 250, "s2": 250, "s3": 250})
-    copied = 0
 
-    def stop_after_350(count: int) -> None:
-        nonlocal copied
-        copied += count
-        if copied >= 350:
+    def stop_after_350(done: int, total: int | None) -> None:
+        assert total == 750
+        if done >= 350:
             raise Interrupted
 
     with pytest.raises(Interrupted):

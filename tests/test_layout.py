@@ -180,9 +180,16 @@ def _cycles() -> list[list[str]]:
 
 
 def test_the_import_graph_is_read_from_the_source() -> None:
-    # The walk sees lazy imports: the CLI imports the demo inside a function.
-    assert "history_store.tools.demo" in GRAPH["history_store.cli"]
+    snippet = ast.parse(
+        "import a\nif TYPE_CHECKING:\n    import typing_only\ndef f():\n    from .lazy import g\n"
+    )
+    found = [
+        node.names[0].name if isinstance(node, ast.Import) else node.module
+        for node in _import_nodes(snippet)
+    ]
+    assert sorted(found) == ["a", "lazy"]  # lazy imports count; type-checking ones do not
     assert "history_store.session" in GRAPH["history_store.store"]
+    assert "history_store.backends.base" in GRAPH["history_store.session"]
 
 
 def test_no_import_cycles_lazy_imports_included() -> None:

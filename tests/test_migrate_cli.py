@@ -43,7 +43,7 @@ def test_db_commands_walk_every_revision(
     url = f"sqlite+aiosqlite:///{tmp_path / 'h.db'}"
     assert (
         run_cli(capsys, "--url", url, "db", "current", "--json")[1]
-        == json.dumps({"current": None, "head": HEAD, "up_to_date": False}, indent=2) + "\n"
+        == json.dumps({"current": None, "head": HEAD, "up_to_date": False}) + "\n"
     )
     for revision in REVISIONS:
         code, out, _ = run_cli(capsys, "--url", url, "db", "upgrade", revision)

@@ -1,8 +1,10 @@
 """The ``history-store`` command line: each command wraps a public library function.
 
-Commands live in small modules; each exposes ``register(commands, common)``, which adds its
-sub-parsers to ``commands`` with ``common`` (``--url``, ``--json``) as a parent and sets
-``handler``: an async function taking the parsed arguments and returning the exit code.
+Commands live in one module per group (``inspect``, ``transfer``, ``maintenance``, ``chat``,
+``db``, ``migrate``); each exposes ``register(commands, common)``, which adds its sub-parsers
+to ``commands`` with ``common`` (``--url``, ``--json``) as a parent and sets ``handler``: an
+async function taking the parsed arguments and returning the exit code. Every command prints
+through ``_output`` (one table printer, one JSON printer).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from collections.abc import Sequence
 from sqlalchemy.exc import DBAPIError
 
 from ..errors import HistoryStoreError
-from . import inspect, migrate
+from . import chat, db, inspect, maintenance, migrate, transfer
 
 
 def _common_options() -> argparse.ArgumentParser:
@@ -43,21 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[common],
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    demo = commands.add_parser(
-        "demo", parents=[common], help="run the offline demo", description="Run the offline demo."
-    )
-    demo.set_defaults(handler=_demo)
-    migrate.register(commands, common)
-    inspect.register(commands, common)
+    for group in (chat, db, migrate, inspect, transfer, maintenance):
+        group.register(commands, common)
     return parser
-
-
-async def _demo(args: argparse.Namespace) -> int:
-    from ..tools.demo import run_demo
-
-    await run_demo()
-    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,15 +1,21 @@
-"""Output for ``history-store``: aligned tables for people, one JSON document for scripts."""
+"""Every command's output: one table printer for people, one JSON printer for scripts.
+
+``--json`` output is one JSON document on one line (non-ASCII text kept readable;
+timestamps ISO 8601 in UTC; dataclasses as objects), whichever command prints it. Tables
+align their columns, show ``None`` as ``-`` and timestamps in UTC to the second.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import sys
 from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, TextIO
 
-from ..tools._open import as_utc
+from .._time import as_utc
 
 
 def when(value: datetime | None) -> str:
@@ -39,6 +45,16 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     return "\n".join(line.rstrip() for line in lines)
 
 
+def print_table(
+    headers: Sequence[str], rows: Sequence[Sequence[Any]], *, empty: str | None = None
+) -> None:
+    """Print ``rows`` under ``headers`` (see :func:`table`); with no rows, ``empty`` if given."""
+    if not rows and empty is not None:
+        print_line(empty)
+    else:
+        print_line(table(headers, rows))
+
+
 def _json_default(value: Any) -> Any:
     if isinstance(value, datetime):
         return as_utc(value).isoformat()
@@ -52,8 +68,18 @@ def _json_default(value: Any) -> Any:
 
 
 def to_json(document: Any) -> str:
-    """One JSON document, non-ASCII text kept readable."""
+    """``document`` in the one JSON format of the CLI (see the module docstring)."""
     return json.dumps(document, ensure_ascii=False, default=_json_default)
+
+
+def print_json(document: Any, *, file: TextIO | None = None) -> None:
+    """Print ``document`` as JSON (:func:`to_json`) on stdout, or on ``file``."""
+    print_line(to_json(document), file=file)
+
+
+def print_line(text: str, *, file: TextIO | None = None) -> None:
+    stream = file if file is not None else sys.stdout
+    stream.write(text + "\n")
 
 
 def plural(count: int, noun: str) -> str:

@@ -6,6 +6,7 @@ Scripts that capture or redirect stderr see nothing, so the bar never ends up in
 from __future__ import annotations
 
 import sys
+from types import TracebackType
 from typing import TextIO
 
 _WIDTH = 30
@@ -15,7 +16,8 @@ class ProgressBar:
     """Draws ``label [#####.....] done/total`` in place, redrawn only when it changes.
 
     Call it as ``bar(done, total)`` (the library functions' ``progress`` callback) and
-    :meth:`close` at the end. ``total`` may be ``None`` when unknown: only the count shows.
+    :meth:`close` at the end, or use it as a context manager. ``total`` may be ``None`` when
+    unknown: only the count shows.
     """
 
     def __init__(self, label: str, stream: TextIO | None = None) -> None:
@@ -46,3 +48,14 @@ class ProgressBar:
             self.stream.write("\n")
             self.stream.flush()
         self._last = ""
+
+    def __enter__(self) -> ProgressBar:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()

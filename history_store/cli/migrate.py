@@ -1,4 +1,5 @@
-"""``history-store db ...``, ``migrate-from``, ``export-to`` and ``copy`` (schema moves).
+"""``history-store migrate-from``, ``export-to`` and ``copy``: moving history between
+schemas and databases.
 
 Each handler is a thin wrapper: parse, call the library function, print. ``docs/cli.md``
 ("Schema moves") documents the commands.
@@ -7,119 +8,14 @@ Each handler is a thin wrapper: parse, call the library function, print. ``docs/
 from __future__ import annotations
 
 import argparse
-import json
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import asdict
 from typing import Any
 
-from .. import schema
-from .._engine import redact, resolve_url
 from ..tools.copy import copy_database
 from ..tools.sdk_export import export_to_sdk
 from ..tools.sdk_import import SdkImportReport, migrate_from_sdk, source_url
+from ._output import print_json, print_line
 from ._progress import ProgressBar
-
-
-def _print_json(value: Any) -> None:
-    print(json.dumps(value, ensure_ascii=False, indent=2))
-
-
-@contextmanager
-def _progress(label: str) -> Iterator[Callable[[int], None]]:
-    """A ``progress`` callback (items per batch) drawing a bar on a terminal's stderr."""
-    bar = ProgressBar(label)
-    done = 0
-
-    def advance(count: int) -> None:
-        nonlocal done
-        done += count
-        bar(done, None)
-
-    try:
-        yield advance
-    finally:
-        bar.close()
-
-
-# -- db ----------------------------------------------------------------------------------------
-
-
-async def _db_upgrade(args: argparse.Namespace) -> int:
-    await schema.upgrade(args.url, args.revision)
-    return await _report_revision(args, "upgraded")
-
-
-async def _db_downgrade(args: argparse.Namespace) -> int:
-    await schema.downgrade(args.url, args.revision)
-    return await _report_revision(args, "downgraded")
-
-
-async def _db_stamp(args: argparse.Namespace) -> int:
-    await schema.stamp(args.url, args.revision)
-    return await _report_revision(args, "stamped")
-
-
-async def _report_revision(args: argparse.Namespace, verb: str) -> int:
-    found = await schema.current(args.url)
-    url = redact(resolve_url(args.url))
-    if args.json:
-        _print_json({"url": url, "action": verb, "current": found})
-    else:
-        print(f"{verb} {url}: now at revision {found or 'base (no history_store schema)'}")
-    return 0
-
-
-async def _db_current(args: argparse.Namespace) -> int:
-    found = await schema.current(args.url)
-    head = schema.head_revision()
-    if args.json:
-        _print_json({"current": found, "head": head, "up_to_date": found == head})
-    elif found is None:
-        print(f"none (no history_store schema; run `history-store db upgrade` for {head})")
-    else:
-        print(f"{found} (head)" if found == head else f"{found} (head is {head})")
-    return 0
-
-
-async def _db_history(args: argparse.Namespace) -> int:
-    revisions = schema.history()
-    if args.json:
-        _print_json([asdict(revision) for revision in revisions])
-        return 0
-    for revision in revisions:
-        head = " (head)" if revision.is_head else ""
-        first_line = revision.message.splitlines()[0] if revision.message else ""
-        print(f"{revision.down_revision or 'base'} -> {revision.revision}{head}  {first_line}")
-    return 0
-
-
-def _register_db(commands: Any, common: argparse.ArgumentParser) -> None:
-    db = commands.add_parser(
-        "db",
-        parents=[common],
-        help="schema revisions: upgrade, downgrade, current, history, stamp",
-        description="Apply or inspect history_store's schema revisions (Alembic).",
-    )
-    actions = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
-    upgrade = actions.add_parser("upgrade", parents=[common], help="upgrade to REV (default head)")
-    upgrade.add_argument("revision", nargs="?", default="head", metavar="REV")
-    upgrade.set_defaults(handler=_db_upgrade)
-    downgrade = actions.add_parser(
-        "downgrade", parents=[common], help="downgrade to REV ('base' drops every hs_ table)"
-    )
-    downgrade.add_argument("revision", metavar="REV")
-    downgrade.set_defaults(handler=_db_downgrade)
-    current = actions.add_parser("current", parents=[common], help="print the current revision")
-    current.set_defaults(handler=_db_current)
-    history = actions.add_parser("history", parents=[common], help="list every revision")
-    history.set_defaults(handler=_db_history)
-    stamp = actions.add_parser(
-        "stamp", parents=[common], help="record REV as current without running migrations"
-    )
-    stamp.add_argument("revision", metavar="REV")
-    stamp.set_defaults(handler=_db_stamp)
-
 
 # -- migrate-from / export-to / copy -----------------------------------------------------------
 
@@ -127,14 +23,14 @@ def _register_db(commands: Any, common: argparse.ArgumentParser) -> None:
 def _print_import(report: SdkImportReport) -> None:
     for entry in report.sessions:
         if entry.status == "exists":
-            print(f"skipped {entry.session_id!r}: already in {report.destination}")
+            print_line(f"skipped {entry.session_id!r}: already in {report.destination}")
         elif entry.status == "invalid_id":
-            print(f"skipped {entry.session_id!r}: {entry.reason}")
+            print_line(f"skipped {entry.session_id!r}: {entry.reason}")
         elif entry.skipped_rows:
-            print(f"{entry.session_id!r}: {entry.skipped_rows} unreadable rows left out")
+            print_line(f"{entry.session_id!r}: {entry.skipped_rows} unreadable rows left out")
     verb = "would import" if report.dry_run else "imported"
     count = report.count("would_import" if report.dry_run else "imported")
-    print(
+    print_line(
         f"{verb} {count} sessions, {report.items} items from {report.source} into "
         f"{report.destination}; {report.count('exists')} already there, "
         f"{report.count('invalid_id')} with unusable ids, {report.skipped_rows} rows left out"
@@ -143,7 +39,7 @@ def _print_import(report: SdkImportReport) -> None:
 
 async def _migrate_from(args: argparse.Namespace) -> int:
     to = args.to if args.to is not None else args.url
-    with _progress("importing") as progress:
+    with ProgressBar("importing") as bar:
         report = await migrate_from_sdk(
             args.source,
             to=to,
@@ -156,17 +52,17 @@ async def _migrate_from(args: argparse.Namespace) -> int:
             on_existing=args.on_existing,
             migrate=args.migrate,
             batch_size=args.batch_size,
-            progress=None if args.dry_run else progress,
+            progress=None if args.dry_run else bar,
         )
     if args.json:
-        _print_json({**asdict(report), "items": report.items})
+        print_json({**asdict(report), "items": report.items})
     else:
         _print_import(report)
     return 0
 
 
 async def _export_to(args: argparse.Namespace) -> int:
-    with _progress("exporting") as progress:
+    with ProgressBar("exporting") as bar:
         report = await export_to_sdk(
             args.target,
             url=args.url,
@@ -175,14 +71,14 @@ async def _export_to(args: argparse.Namespace) -> int:
             session_ids=args.session,
             on_existing=args.on_existing,
             batch_size=args.batch_size,
-            progress=progress,
+            progress=bar,
         )
     if args.json:
-        _print_json(asdict(report))
+        print_json(asdict(report))
         return 0
     for session_id in report.existing:
-        print(f"skipped {session_id!r}: already in the SDK tables at {report.target}")
-    print(
+        print_line(f"skipped {session_id!r}: already in the SDK tables at {report.target}")
+    print_line(
         f"exported {len(report.exported)} sessions, {report.items} items from {report.source} "
         f"to {report.target}; {len(report.existing)} already there"
     )
@@ -190,18 +86,18 @@ async def _export_to(args: argparse.Namespace) -> int:
 
 
 async def _copy(args: argparse.Namespace) -> int:
-    with _progress("copying") as progress:
+    with ProgressBar("copying") as bar:
         report = await copy_database(
             source_url(args.source),
             source_url(args.destination),
             batch_size=args.batch_size,
             migrate=args.migrate,
-            progress=progress,
+            progress=bar,
         )
     if args.json:
-        _print_json(asdict(report))
+        print_json(asdict(report))
         return 0
-    print(
+    print_line(
         f"copied {report.items_copied} items: {report.sessions} sessions verified "
         f"({report.copied} copied, {report.resumed} resumed, {report.unchanged} already there), "
         f"{report.items_total} items in all, from {report.source} to {report.destination}"
@@ -235,8 +131,7 @@ def _migrate_option(parser: argparse.ArgumentParser) -> None:
 
 
 def register(commands: Any, common: argparse.ArgumentParser) -> None:
-    """Add the schema-moving commands to the ``history-store`` parser."""
-    _register_db(commands, common)
+    """Add ``migrate-from``, ``export-to`` and ``copy`` to ``history-store``."""
 
     migrate = commands.add_parser(
         "migrate-from",

@@ -1,15 +1,22 @@
-"""Opening a database for the inspection and maintenance functions.
+"""The one way a tool opens a database.
 
-Readers get a read-only engine that never creates or changes a file, and refuse a database
-whose schema is not at head (they cannot migrate it). Writers go through a ``HistoryStore``
-so the schema is migrated or checked exactly as for sessions.
+Every tool function takes ``database: HistoryStore | str | URL | None``: an open store, a URL,
+or ``None`` for the default (``$HISTORY_STORE_URL``, else ``./history.db``). Then:
+
+* :func:`reading` gives a read-only engine that never creates or changes a file (SQLite
+  ``mode=ro`` plus ``PRAGMA query_only``; PostgreSQL ``default_transaction_read_only``), on a
+  database whose schema is at head. A missing SQLite file is :class:`DatabaseNotFoundError`;
+  an old or empty schema :class:`SchemaOutOfDateError` naming the upgrade command.
+* :func:`writing` gives a :class:`HistoryStore`, so the schema is migrated or checked exactly
+  as for sessions: the caller's own store (left open), or one opened for the call.
+* :func:`foreign` gives a writable engine on a database that is not history_store's (the
+  Agents SDK's session tables that ``export_to_sdk`` writes).
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from datetime import datetime, timezone
 from typing import Any, TypeVar
 
 from sqlalchemy import select
@@ -22,59 +29,94 @@ from .._engine import (
     make_engine,
     redact,
     resolve_url,
+    sqlite_path,
     unavailable,
     write_transaction,
 )
-from .._engine import sqlite_path as _sqlite_path
 from ..errors import DatabaseNotFoundError
-from ..schema import _out_of_date, current_revision_sync, head_revision
+from ..schema import current_revision_sync, head_revision, out_of_date
 from ..store import HistoryStore
 
 _T = TypeVar("_T")
 
+Database = HistoryStore | str | URL | None
+"""What every tool function accepts as its database (see the module docstring)."""
 
-def as_utc(value: datetime) -> datetime:
-    """SQLite hands timestamps back naive; they were written in UTC."""
-    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value
+
+def database_url(database: Database) -> URL:
+    """The URL of ``database``, with the defaults applied."""
+    if isinstance(database, HistoryStore):
+        return database.sqlalchemy_url
+    return resolve_url(database)
 
 
 @asynccontextmanager
-async def read_engine(url: str | URL | None) -> AsyncIterator[AsyncEngine]:
-    """A read-only engine on a database whose schema is at head; disposed on exit.
+async def reading(database: Database, *, schema: bool = True) -> AsyncIterator[AsyncEngine]:
+    """A read-only engine on ``database``, disposed on exit.
 
-    Raises :class:`DatabaseNotFoundError` for a missing SQLite file and
-    :class:`SchemaOutOfDateError` (naming the upgrade command) for an old or empty schema.
+    With ``schema`` (the default) the database must be at the head revision; ``schema=False``
+    is for tables that are not history_store's. An in-memory store has no file to open a
+    second time, so its own engine is used.
     """
-    resolved = resolve_url(url)
-    engine = make_engine(resolved, read_only=True)
+    if isinstance(database, HistoryStore) and _in_memory(database.sqlalchemy_url):
+        yield await database.engine()
+        return
+    url = database_url(database)
+    engine = make_engine(url, read_only=True)
     try:
-        try:
-            async with engine.connect() as connection:
-                found = await connection.run_sync(current_revision_sync)
-        except (OSError, DBAPIError) as exc:
-            raise unavailable(resolved, exc) from exc
-        if found != head_revision():
-            raise _out_of_date(resolved, found)
+        if schema:
+            await _require_head(engine, url)
         yield engine
     finally:
         await engine.dispose()
 
 
+def _in_memory(url: URL) -> bool:
+    return is_sqlite(url) and sqlite_path(url) is None
+
+
+async def _require_head(engine: AsyncEngine, url: URL) -> None:
+    try:
+        async with engine.connect() as connection:
+            found = await connection.run_sync(current_revision_sync)
+    except (OSError, DBAPIError) as exc:
+        raise unavailable(url, exc) from exc
+    if found != head_revision():
+        raise out_of_date(url, found)
+
+
 @asynccontextmanager
-async def write_store(
-    url: str | URL | None, *, create: bool = False
+async def writing(
+    database: Database, *, create: bool = True, migrate: Any = None
 ) -> AsyncIterator[HistoryStore]:
-    """A store for a write command; with ``create=False`` a missing SQLite file is an error
-    (deleting from a database that is not there is a typo, not a request to create one)."""
-    resolved = resolve_url(url)
-    path = _sqlite_path(resolved) if is_sqlite(resolved) else None
+    """A store on ``database``: the caller's own (left open) or a new one, closed on exit.
+
+    With ``create=False`` a missing SQLite file is an error (deleting from a database that is
+    not there is a typo, not a request to create one). ``migrate`` is the new store's
+    ``migrate`` mode (``None``: the store's default).
+    """
+    if isinstance(database, HistoryStore):
+        yield database
+        return
+    url = resolve_url(database)
+    path = sqlite_path(url) if is_sqlite(url) else None
     if not create and path is not None and not path.exists():
-        raise DatabaseNotFoundError(f"no database at {redact(resolved)}; check the path or --url")
-    async with HistoryStore(resolved) as store:
+        raise DatabaseNotFoundError(f"no database at {redact(url)}; check the path or --url")
+    async with HistoryStore(url, migrate=migrate) as store:
         yield store
 
 
-async def store_write(
+@asynccontextmanager
+async def foreign(url: URL) -> AsyncIterator[AsyncEngine]:
+    """A writable engine on a database that is not history_store's, disposed on exit."""
+    engine = make_engine(url)
+    try:
+        yield engine
+    finally:
+        await engine.dispose()
+
+
+async def in_transaction(
     store: HistoryStore,
     what: str,
     operation: Callable[[AsyncConnection], Awaitable[_T]],

@@ -13,10 +13,10 @@ from typing import TextIO
 
 from agents import Agent, OpenAIChatCompletionsModel, set_tracing_disabled
 from openai import APIError, AsyncOpenAI
-from sqlalchemy.engine import URL
 
 from ..errors import ConfigurationError
-from ..store import HistoryStore
+from ..runner.run import Runner
+from ._open import Database, writing
 
 __all__ = ["chat", "DEFAULT_CHAT_MODEL", "EXIT_COMMANDS"]
 
@@ -34,7 +34,7 @@ def _client(base_url: str | None, api_key: str | None) -> AsyncOpenAI:
 
 
 async def chat(
-    url: str | URL | None = None,
+    url: Database = None,
     *,
     session_id: str = "chat",
     model: str = DEFAULT_CHAT_MODEL,
@@ -50,8 +50,6 @@ async def chat(
     request is reported on stderr and the conversation goes on. Returns the number of turns
     that got a reply. Tracing is disabled when ``base_url`` points at a non-OpenAI server.
     """
-    from ..runner.run import Runner
-
     source = input if input is not None else sys.stdin
     sink = output if output is not None else sys.stdout
     client = _client(base_url, api_key)
@@ -64,7 +62,7 @@ async def chat(
     )
     interactive = source.isatty()
     turns = 0
-    async with HistoryStore(url) as store:
+    async with writing(url) as store:
         session = store.session(session_id)
         while True:
             if interactive:

@@ -21,20 +21,19 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import JSON, Column, func, null, select, update
-from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from .. import tables
-from .._engine import WRITE_OPTIONS, make_engine, redact, resolve_url
+from .._engine import WRITE_OPTIONS, redact
 from ..errors import (
     ConfigurationError,
     CopyConflictError,
     CopyVerificationError,
     InvalidArgumentError,
 )
-from ..schema import MigrateMode, ensure_schema
-from ._open import keyset_pages
-from .sdk_import import ProgressCallback, open_destination
+from ..schema import MigrateMode
+from ._open import Database, database_url, keyset_pages, reading, writing
+from ._progress import Progress, Tally
 
 if TYPE_CHECKING:
     from hashlib import _Hash
@@ -131,18 +130,13 @@ async def _digest_range(
 
 
 async def session_digest(
-    url: str | URL | None, session_id: str, *, batch_size: int = 1000
+    url: Database, session_id: str, *, batch_size: int = 1000
 ) -> SessionDigest:
     """Count, last seq and checksum of ``session_id`` at ``url`` (read-only, streamed)."""
-    resolved = resolve_url(url)
-    engine = make_engine(resolved, read_only=True)
-    try:
-        async with engine.connect() as connection:
-            digest = _Digest()
-            await _digest_range(connection, session_id, digest, batch_size=batch_size)
-            return digest.result()
-    finally:
-        await engine.dispose()
+    async with reading(url, schema=False) as engine, engine.connect() as connection:
+        digest = _Digest()
+        await _digest_range(connection, session_id, digest, batch_size=batch_size)
+        return digest.result()
 
 
 @dataclass
@@ -150,7 +144,7 @@ class _Copier:
     src: AsyncConnection
     dst: AsyncEngine
     batch_size: int
-    progress: ProgressCallback | None
+    tally: Tally
 
     async def _write(self, operation: Any) -> Any:
         async with self.dst.connect() as connection:
@@ -206,8 +200,7 @@ class _Copier:
                     src_digest.add(row[seq_at], row[item_at])
                 copied += len(page)
                 last = page[-1][seq_at]
-                if self.progress is not None:
-                    self.progress(len(page))
+                self.tally.add(len(page))
             if len(page) < self.batch_size:
                 return copied
 
@@ -273,12 +266,12 @@ class _Copier:
 
 
 async def copy_database(
-    source: str | URL,
-    destination: str | URL,
+    source: Database,
+    destination: Database,
     *,
     batch_size: int = 1000,
     migrate: MigrateMode | None = None,
-    progress: ProgressCallback | None = None,
+    progress: Progress | None = None,
 ) -> CopyReport:
     """Copy every session and item from ``source`` to ``destination``, then verify each.
 
@@ -286,9 +279,11 @@ async def copy_database(
         source: history_store database to read (read-only; its schema must be at head).
         destination: database to write; ``migrate="auto"`` (the default for SQLite) upgrades
             its schema first, ``"check"`` (the default for PostgreSQL) requires it at head and
-            raises :class:`SchemaOutOfDateError` naming the command to run.
+            raises :class:`SchemaOutOfDateError` naming the command to run. An open
+            :class:`HistoryStore` keeps its own ``migrate`` mode.
         batch_size: items per read and per destination transaction.
-        progress: called with the number of items copied after each batch.
+        progress: called as ``progress(done, total)`` with the items copied so far and the
+            source's item count, after each batch.
 
     Re-running after an interruption continues where the copy stopped. Every item keeps its
     ``seq``, turn, JSON text and timestamps; every session its counters and metadata. A
@@ -297,24 +292,21 @@ async def copy_database(
     """
     if batch_size < 1:
         raise InvalidArgumentError(f"batch_size must be >= 1, not {batch_size}")
-    src_url, dst_url = resolve_url(source), resolve_url(destination)
+    src_url, dst_url = database_url(source), database_url(destination)
     if src_url == dst_url:
         raise ConfigurationError(
             f"source and destination are the same database ({redact(src_url)}); "
             "pass two different URLs"
         )
     report = CopyReport(source=redact(src_url), destination=redact(dst_url))
-    src = make_engine(src_url, read_only=True)
-    dst: AsyncEngine | None = None
-    try:
-        await ensure_schema(src, src_url, "check")
-        dst = await open_destination(dst_url, migrate)
-        async with src.connect() as connection:
-            copier = _Copier(connection, dst, batch_size, progress)
-            async for session_id in keyset_pages(connection, _sessions.c.session_id):
-                await copier.copy_session(session_id, report)
-    finally:
-        await src.dispose()
-        if dst is not None:
-            await dst.dispose()
+    async with (
+        reading(source) as src,
+        writing(destination, migrate=migrate) as dst_store,
+        src.connect() as connection,
+    ):
+        total = await connection.scalar(select(func.coalesce(func.sum(_sessions.c.item_count), 0)))
+        tally = Tally(progress, int(total or 0))
+        copier = _Copier(connection, await dst_store.engine(), batch_size, tally)
+        async for session_id in keyset_pages(connection, _sessions.c.session_id):
+            await copier.copy_session(session_id, report)
     return report

@@ -14,13 +14,13 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from .. import tables
+from .._time import as_utc
 from ..backends import sqlite_fts as search_index
 from ..errors import InvalidArgumentError, SessionNotFoundError
-from ._open import as_utc, read_engine
+from ._open import Database, reading
 from .sql import QueryResult, sql
 
 __all__ = [
@@ -128,7 +128,7 @@ def _has_key(dialect: str, key: str) -> sa.ColumnElement[bool]:
 
 
 async def sessions(
-    url: str | URL | None = None,
+    url: Database = None,
     *,
     prefix: str | None = None,
     metadata_key: str | None = None,
@@ -146,7 +146,7 @@ async def sessions(
         limit: the page size (at least 1).
     """
     _check_limit("limit", limit)
-    async with read_engine(url) as engine, engine.connect() as connection:
+    async with reading(url) as engine, engine.connect() as connection:
         statement = sa.select(_sessions).order_by(_sessions.c.session_id).limit(limit + 1)
         if prefix:
             # >= lets the primary key index seek; substr makes the match exact and
@@ -181,7 +181,7 @@ async def _require_session(connection: AsyncConnection, session_id: str) -> sa.R
 
 async def show(
     session_id: str,
-    url: str | URL | None = None,
+    url: Database = None,
     *,
     turn: int | None = None,
     last: int | None = None,
@@ -193,7 +193,7 @@ async def show(
     from .._items import load_item
 
     _check_limit("last", last)
-    async with read_engine(url) as engine, engine.connect() as connection:
+    async with reading(url) as engine, engine.connect() as connection:
         session = await _require_session(connection, session_id)
         statement = sa.select(_items).where(_items.c.session_id == session_id)
         if turn is not None:
@@ -244,7 +244,7 @@ _PG_SEARCH = """
 
 async def search(
     text: str,
-    url: str | URL | None = None,
+    url: Database = None,
     *,
     session_id: str | None = None,
     limit: int = 50,
@@ -257,7 +257,7 @@ async def search(
     _check_limit("limit", limit)
     if not text.split():
         raise InvalidArgumentError("search text is empty; give at least one word")
-    async with read_engine(url) as engine, engine.connect() as connection:
+    async with reading(url) as engine, engine.connect() as connection:
         if connection.dialect.name != "sqlite":
             rows = await connection.execute(
                 sa.text(_PG_SEARCH), {"query": text, "session_id": session_id, "limit": limit}
@@ -287,10 +287,10 @@ async def _database_bytes(connection: AsyncConnection) -> int:
     return int(value or 0)
 
 
-async def stats(url: str | URL | None = None) -> Stats:
+async def stats(url: Database = None) -> Stats:
     """Totals over the whole database: sessions, items, turns, activity span, size, and the
     number of items of each type."""
-    async with read_engine(url) as engine, engine.connect() as connection:
+    async with reading(url) as engine, engine.connect() as connection:
         totals = (
             await connection.execute(
                 sa.select(

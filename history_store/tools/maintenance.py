@@ -8,20 +8,20 @@ session rows they change, so a session being written meanwhile is never half-pru
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from .. import tables
 from ..backends import sqlite_fts as search_index
 from ..errors import InvalidArgumentError, SessionNotFoundError
 from ..store import HistoryStore
-from ._open import chunks, store_write, write_store
+from ._open import Database, chunks, in_transaction, writing
+from ._progress import Progress
 
 __all__ = ["PruneResult", "delete", "parse_age", "prune"]
 
@@ -30,8 +30,6 @@ _sessions = tables.sessions
 _BATCH = 200
 _AGE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
-
-Progress = Callable[[int, "int | None"], None]
 
 
 @dataclass(frozen=True)
@@ -75,7 +73,7 @@ async def _vacuum(store: HistoryStore) -> None:
             await connection.exec_driver_sql(statement)
 
 
-async def delete(session_ids: Sequence[str], url: str | URL | None = None) -> PruneResult:
+async def delete(session_ids: Sequence[str], url: Database = None) -> PruneResult:
     """Delete the named sessions and all their items, in one transaction.
 
     Raises :class:`SessionNotFoundError` (deleting nothing) when any of them does not exist,
@@ -97,8 +95,8 @@ async def delete(session_ids: Sequence[str], url: str | URL | None = None) -> Pr
         await connection.execute(sa.delete(_sessions).where(_sessions.c.session_id.in_(wanted)))
         return PruneResult(sessions=len(rows), items=items.rowcount)
 
-    async with write_store(url) as store:
-        return await store_write(store, "delete", remove)
+    async with writing(url, create=False) as store:
+        return await in_transaction(store, "delete", remove)
 
 
 async def _prune_idle(
@@ -136,7 +134,7 @@ async def _prune_turns(
 
 
 async def prune(
-    url: str | URL | None = None,
+    url: Database = None,
     *,
     older_than: timedelta | None = None,
     keep_last_turns: int | None = None,
@@ -155,7 +153,7 @@ async def prune(
         raise InvalidArgumentError("give exactly one of older_than and keep_last_turns")
     if keep_last_turns is not None and keep_last_turns < 0:
         raise InvalidArgumentError(f"keep_last_turns must be >= 0, not {keep_last_turns}")
-    async with write_store(url) as store:
+    async with writing(url, create=False) as store:
         engine = await store.engine()
         cutoff = datetime.now(timezone.utc) - (older_than or timedelta())
         if older_than is not None:
@@ -173,7 +171,7 @@ async def prune(
                     return await _prune_idle(connection, batch, cutoff, dry_run)
                 return await _prune_turns(connection, batch, keep_last_turns or 0, dry_run)
 
-            batch_sessions, batch_items = await store_write(store, "prune", step)
+            batch_sessions, batch_items = await in_transaction(store, "prune", step)
             sessions, items = sessions + batch_sessions, items + batch_items
             if progress is not None:
                 progress(min(done * _BATCH, len(ids)), len(ids))

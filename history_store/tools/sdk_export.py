@@ -31,16 +31,16 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql import text as sql_text
 
 from .. import tables
-from .._engine import WRITE_OPTIONS, make_engine, redact, resolve_url
+from .._engine import WRITE_OPTIONS, redact
 from ..errors import (
     ImportFormatError,
     InvalidArgumentError,
     SessionExistsError,
     SessionNotFoundError,
 )
-from ..schema import ensure_schema
-from ._open import keyset_pages
-from .sdk_import import OnExisting, ProgressCallback, source_url
+from ._open import Database, database_url, foreign, keyset_pages, reading
+from ._progress import Progress, Tally
+from .sdk_import import OnExisting, source_url
 
 __all__ = ["SdkExportReport", "export_to_sdk", "sdk_tables"]
 
@@ -110,11 +110,11 @@ async def _export_one(
     target: AsyncEngine,
     session_id: str,
     sdk: tuple[Table, Table],
-    options: tuple[int, OnExisting, ProgressCallback | None],
+    options: tuple[int, OnExisting, Tally],
 ) -> int | None:
     """Export one session in one target transaction; ``None`` if the target has it already."""
     sessions, messages = sdk
-    batch_size, on_existing, progress = options
+    batch_size, on_existing, tally = options
     items = tables.items
     async with target.connect() as connection:
         await connection.execution_options(**WRITE_OPTIONS)
@@ -148,8 +148,7 @@ async def _export_one(
                     await connection.execute(messages.insert(), rows)
                     written += len(page)
                     last = page[-1][0]
-                    if progress is not None:
-                        progress(len(page))
+                    tally.add(len(page))
                 if len(page) < batch_size:
                     return written
 
@@ -157,13 +156,13 @@ async def _export_one(
 async def export_to_sdk(
     target: str | os.PathLike[str] | URL,
     *,
-    url: str | URL | None = None,
+    url: Database = None,
     sessions_table: str = "agent_sessions",
     messages_table: str = "agent_messages",
     session_ids: Sequence[str] | None = None,
     on_existing: OnExisting = "skip",
     batch_size: int = 1000,
-    progress: ProgressCallback | None = None,
+    progress: Progress | None = None,
 ) -> SdkExportReport:
     """Copy history_store sessions at ``url`` into the SDK's session tables at ``target``.
 
@@ -177,49 +176,50 @@ async def export_to_sdk(
         on_existing: a session the target already has (rows in either table) is left as it
             is (``skip``: re-running never duplicates) or raises :class:`SessionExistsError`.
         batch_size: items read and written per round (memory is flat in history size).
-        progress: called with the number of items written after each batch.
+        progress: called as ``progress(done, total)`` after each batch: items written so
+            far, and in all of the sessions to export.
 
     Each session is written in one transaction. Item order, and each item's JSON text, are
     kept; branches, turns and metadata have no place in the SDK's tables and are dropped.
     """
     if batch_size < 1:
         raise InvalidArgumentError(f"batch_size must be >= 1, not {batch_size}")
-    src_url = resolve_url(url)
+    src_url = database_url(url)
     dst_url = source_url(target)
     report = SdkExportReport(source=redact(src_url), target=redact(dst_url))
     sdk = sdk_tables(sessions_table, messages_table)
-    dst = make_engine(dst_url)
-    src: AsyncEngine | None = None
-    try:
+    async with foreign(dst_url) as dst:
         async with dst.connect() as connection:
             await connection.execution_options(**WRITE_OPTIONS)
             async with connection.begin():
                 await connection.run_sync(_create_or_check, *sdk)
-        src = make_engine(src_url, read_only=True)
-        await ensure_schema(src, src_url, "check")
-        async with src.connect() as source:
+        async with reading(url) as src, src.connect() as source:
+            tally = Tally(progress, await _item_total(source, session_ids))
             ids: AsyncIterator[str] | None = (
                 None
                 if session_ids is not None
                 else keyset_pages(source, tables.sessions.c.session_id)
             )
-            for_each = _iterate(session_ids, ids)
-            async for session_id in for_each:
+            async for session_id in _iterate(session_ids, ids):
                 if session_ids is not None:
                     await _require_session(source, session_id, src_url)
                 written = await _export_one(
-                    source, dst, session_id, sdk, (batch_size, on_existing, progress)
+                    source, dst, session_id, sdk, (batch_size, on_existing, tally)
                 )
                 if written is None:
                     report.existing.append(session_id)
                 else:
                     report.exported.append(session_id)
                     report.items += written
-    finally:
-        await dst.dispose()
-        if src is not None:
-            await src.dispose()
     return report
+
+
+async def _item_total(source: AsyncConnection, session_ids: Sequence[str] | None) -> int:
+    counters = tables.sessions
+    statement = select(func.coalesce(func.sum(counters.c.item_count), 0))
+    if session_ids is not None:
+        statement = statement.where(counters.c.session_id.in_(list(session_ids)))
+    return int(await source.scalar(statement) or 0)
 
 
 async def _require_session(source: AsyncConnection, session_id: str, url: URL) -> None:

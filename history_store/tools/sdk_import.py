@@ -14,28 +14,31 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
 
-from sqlalchemy import inspect, select, update
+from sqlalchemy import func, inspect, select, update
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from .. import tables
-from .._engine import WRITE_OPTIONS, is_sqlite, make_engine, redact, resolve_url
+from .._engine import WRITE_OPTIONS, is_sqlite, redact, resolve_url, sqlite_path
 from .._items import encode_items, validate_session_id
 from ..backends.base import EncodedItem
 from ..errors import (
-    DatabaseNotFoundError,
     InvalidArgumentError,
     InvalidItemError,
     InvalidSessionIdError,
     SessionExistsError,
 )
-from ..schema import MigrateMode, ensure_schema
+from ..schema import MigrateMode
+from ..store import HistoryStore
+from ._open import Database, database_url, reading, writing
+from ._progress import Progress, Tally
 from ._sdk_layout import (
     SdkLayout,
     branch_info,
@@ -54,7 +57,6 @@ __all__ = [
 
 SdkOrder = Literal["auto", "id", "created_at"]
 OnExisting = Literal["skip", "error"]
-ProgressCallback = Callable[[int], None]
 
 METADATA_KEY = "sdk_import"
 """Key of ``hs_sessions.metadata`` under which an imported session records where it came from."""
@@ -123,19 +125,6 @@ def to_utc(value: object) -> datetime | None:
     return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value
 
 
-async def open_destination(url: URL, migrate: MigrateMode | None) -> AsyncEngine:
-    """An engine on ``url`` with the schema at head: upgraded for ``auto`` (the default for
-    SQLite), else checked (:class:`SchemaOutOfDateError` names the command to run)."""
-    mode: MigrateMode = migrate or ("auto" if is_sqlite(url) else "check")
-    engine = make_engine(url)
-    try:
-        await ensure_schema(engine, url, mode)
-    except BaseException:
-        await engine.dispose()
-        raise
-    return engine
-
-
 def _decode_row(message_data: Any) -> EncodedItem | None:
     """The row as we store it, or ``None`` if the SDK would skip it or we cannot store it."""
     try:
@@ -157,7 +146,7 @@ class _Import:
     source_has_sessions: bool
     batch_size: int
     on_existing: OnExisting
-    progress: ProgressCallback | None
+    tally: Tally
 
     async def session_times(self, session_id: str) -> tuple[datetime | None, datetime | None]:
         if not self.source_has_sessions:
@@ -217,8 +206,7 @@ class _Import:
                 rows.append(_item_row(session_id, seq, turn, encoded, to_utc(row[-1]) or now))
             if rows:
                 await dst.execute(tables.items.insert(), rows)
-            if self.progress is not None:
-                self.progress(len(page))
+            self.tally.add(len(page))
         origin["skipped_rows"] = entry.skipped_rows
         entry.items, entry.turns = seq, turn
         await dst.execute(
@@ -269,24 +257,36 @@ async def _import_one(run: _Import, dst: AsyncEngine, session_id: str) -> SdkSes
     return entry
 
 
-async def _dry_run_destination(url: URL) -> AsyncEngine | None:
-    """A read-only engine on the destination if it already has our tables, else ``None``."""
-    try:
-        engine = make_engine(url, read_only=True)
-    except DatabaseNotFoundError:
-        return None
-    async with engine.connect() as connection:
-        names = await connection.run_sync(lambda sync: inspect(sync).get_table_names())
-    if tables.sessions.name in names:
-        return engine
-    await engine.dispose()
-    return None
+@asynccontextmanager
+async def _existing_destination(database: Database) -> AsyncIterator[AsyncEngine | None]:
+    """For a dry run: a read-only engine on the destination if it already has our tables,
+    else ``None`` (nothing is created)."""
+    url = database_url(database)
+    path = sqlite_path(url) if is_sqlite(url) else None
+    if not isinstance(database, HistoryStore) and is_sqlite(url) and not (path and path.exists()):
+        yield None
+        return
+    async with reading(database, schema=False) as engine:
+        async with engine.connect() as connection:
+            names = await connection.run_sync(lambda sync: inspect(sync).get_table_names())
+        yield engine if tables.sessions.name in names else None
+
+
+async def _source_rows(
+    connection: AsyncConnection, layout: SdkLayout, session_ids: Sequence[str] | None
+) -> int:
+    """How many message rows the import reads: the total its progress counts up to."""
+    messages = layout.messages
+    statement = select(func.count()).select_from(messages)
+    if session_ids is not None:
+        statement = statement.where(messages.c.session_id.in_(list(session_ids)))
+    return int(await connection.scalar(statement) or 0)
 
 
 async def migrate_from_sdk(
     source: str | os.PathLike[str] | URL,
     *,
-    to: str | os.PathLike[str] | URL | None = None,
+    to: HistoryStore | str | os.PathLike[str] | URL | None = None,
     sessions_table: str = "agent_sessions",
     messages_table: str = "agent_messages",
     branch: str = "main",
@@ -296,14 +296,15 @@ async def migrate_from_sdk(
     on_existing: OnExisting = "skip",
     migrate: MigrateMode | None = None,
     batch_size: int = 1000,
-    progress: ProgressCallback | None = None,
+    progress: Progress | None = None,
 ) -> SdkImportReport:
     """Import the SDK session tables at ``source`` into history_store's schema at ``to``.
 
     Args:
         source: URL, or path of an SQLite file, holding the SDK's tables (opened read-only).
-        to: destination URL; default ``source`` itself (adopt in place: our ``hs_`` tables are
-            created beside the SDK's, which are not changed).
+        to: destination: an open :class:`HistoryStore`, a URL or an SQLite path; default
+            ``source`` itself (adopt in place: our ``hs_`` tables are created beside the
+            SDK's, which are not changed).
         sessions_table, messages_table: the SDK session's table names.
         branch: for ``AdvancedSQLiteSession`` data, the branch whose items are imported (a
             new ``AdvancedSQLiteSession`` instance reads ``main``); every branch's size and
@@ -318,7 +319,8 @@ async def migrate_from_sdk(
         migrate: ``auto`` upgrades the destination schema, ``check`` requires it at head
             (default: ``auto`` for SQLite, ``check`` for PostgreSQL, as :class:`HistoryStore`).
         batch_size: rows read and written per round; memory use is flat in history size.
-        progress: called with the number of SDK rows handled after each batch.
+        progress: called as ``progress(done, total)`` after each batch: SDK message rows read
+            so far, and in all for the sessions imported.
 
     Each session is written in one transaction: after an interruption it is either complete
     or absent, so a re-run picks up exactly the sessions still missing.
@@ -328,11 +330,14 @@ async def migrate_from_sdk(
     if order not in ("auto", "id", "created_at"):
         raise InvalidArgumentError(f"order must be 'auto', 'id' or 'created_at', not {order!r}")
     src_url = source_url(source)
-    dst_url = source_url(to) if to is not None else src_url
-    report = SdkImportReport(source=redact(src_url), destination=redact(dst_url), dry_run=dry_run)
-    src = make_engine(src_url, read_only=True)
-    dst: AsyncEngine | None = None
-    try:
+    destination: Database = (
+        to if isinstance(to, HistoryStore) else source_url(to) if to is not None else src_url
+    )
+    report = SdkImportReport(
+        source=redact(src_url), destination=redact(database_url(destination)), dry_run=dry_run
+    )
+    async with AsyncExitStack() as stack:
+        src = await stack.enter_async_context(reading(src_url, schema=False))
         # The source's layout is checked before anything is created at the destination.
         async with src.connect() as connection:
             names = await connection.run_sync(lambda sync: inspect(sync).get_table_names())
@@ -347,24 +352,21 @@ async def migrate_from_sdk(
         )
         # The destination is opened (and migrated) before the long read below: on SQLite
         # that switches the file to WAL, so a reader never blocks the writer on one file.
-        dst = (
-            await _dry_run_destination(dst_url)
-            if dry_run
-            else await open_destination(dst_url, migrate)
+        if dry_run:
+            dst = await stack.enter_async_context(_existing_destination(destination))
+        else:
+            store = await stack.enter_async_context(writing(destination, migrate=migrate))
+            dst = await store.engine()
+        connection = await stack.enter_async_context(src.connect())
+        total = await _source_rows(connection, layout, session_ids) if not dry_run else None
+        run = _Import(layout, connection, sessions_table in names, batch_size, on_existing,
+                      Tally(None if dry_run else progress, total))  # fmt: skip
+        ids: AsyncIterator[str] | list[str] = (
+            list(session_ids)
+            if session_ids is not None
+            else sdk_session_ids(connection, layout, run.source_has_sessions)
         )
-        async with src.connect() as connection:
-            run = _Import(layout, connection, sessions_table in names, batch_size, on_existing,
-                          progress)  # fmt: skip
-            ids: AsyncIterator[str] | list[str] = (
-                list(session_ids)
-                if session_ids is not None
-                else sdk_session_ids(connection, layout, run.source_has_sessions)
-            )
-            await _run_all(run, ids, dst, report)
-    finally:
-        await src.dispose()
-        if dst is not None:
-            await dst.dispose()
+        await _run_all(run, ids, dst, report)
     return report
 
 

@@ -1,7 +1,9 @@
 """``history-store sql``: one SQL statement, run so that it cannot change anything.
 
 SQLite: the file is opened ``mode=ro`` with ``PRAGMA query_only``, and an authorizer refuses
-``ATTACH`` (which would create a file) and PRAGMAs that set a value. PostgreSQL: the
+``ATTACH`` (which would create a file) and PRAGMAs that set a value. An in-memory store's
+database has no file to open read-only, so on its connection the authorizer lets through
+only what a query does (read, select, call functions, recurse, read-only PRAGMAs). PostgreSQL: the
 connection defaults to read-only transactions, the statement runs in a ``READ ONLY``
 transaction, and only query statements are sent at all.
 """
@@ -13,11 +15,10 @@ import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError
 
 from ..errors import ReadOnlyQueryError
-from ._open import read_engine
+from ._open import Database, reading
 
 __all__ = ["QueryResult", "sql"]
 
@@ -30,10 +31,12 @@ class QueryResult:
     rows: list[tuple[Any, ...]]
 
 
-# Authorizer action codes (sqlite3.h) that attach files or change settings.
+# Authorizer action codes (sqlite3.h): those that attach files or change settings, and those
+# a query needs (READ, SELECT, TRANSACTION for the rollback that ends it, FUNCTION, RECURSIVE).
 _SQLITE_PRAGMA = 19
 _SQLITE_ATTACH = 24
 _SQLITE_DETACH = 25
+_SQLITE_QUERY_ACTIONS = frozenset({20, 21, 22, 31, 33})
 
 # A READ ONLY transaction does not stop COPY ... TO 'file' / TO PROGRAM or a DO block that
 # runs them: they act as the connecting role, a superuser writes server files and runs shell
@@ -91,14 +94,26 @@ _SQLITE_READ_PRAGMAS = frozenset(
 )
 
 
-def _sqlite_authorizer(action: int, arg1: str | None, arg2: str | None, *_: Any) -> int:
+def _file_authorizer(action: int, arg1: str | None, arg2: str | None, *_: Any) -> int:
     # mode=ro and query_only already stop writes; ATTACH would still create a new file and
     # a PRAGMA with a value could switch query_only off.
-    if action in (_SQLITE_ATTACH, _SQLITE_DETACH):
-        return sqlite3.SQLITE_DENY
-    if action == _SQLITE_PRAGMA and arg2 and (arg1 or "").lower() not in _SQLITE_READ_PRAGMAS:
+    if action in (_SQLITE_ATTACH, _SQLITE_DETACH) or not _pragma_reads(action, arg1, arg2):
         return sqlite3.SQLITE_DENY
     return sqlite3.SQLITE_OK
+
+
+def _query_authorizer(action: int, arg1: str | None, arg2: str | None, *_: Any) -> int:
+    # For a connection that could write (an in-memory store's own): queries only.
+    if action in _SQLITE_QUERY_ACTIONS or (
+        action == _SQLITE_PRAGMA and _pragma_reads(action, arg1, arg2)
+    ):
+        return sqlite3.SQLITE_OK
+    return sqlite3.SQLITE_DENY
+
+
+def _pragma_reads(action: int, name: str | None, argument: str | None) -> bool:
+    """False for a PRAGMA that sets a value; True for any other action."""
+    return action != _SQLITE_PRAGMA or not argument or (name or "").lower() in _SQLITE_READ_PRAGMAS
 
 
 def _read_only_error(query: str, exc: DBAPIError) -> ReadOnlyQueryError:
@@ -118,7 +133,7 @@ def _read_only_error(query: str, exc: DBAPIError) -> ReadOnlyQueryError:
     return ReadOnlyQueryError(f"the query failed: {message}. Check the SQL: {query!r}")
 
 
-async def sql(query: str, url: str | URL | None = None) -> QueryResult:
+async def sql(query: str, url: Database = None) -> QueryResult:
     """Run one read-only SQL statement and return its columns and rows.
 
     The database connection is read-only and, on PostgreSQL, the statement runs inside a
@@ -127,10 +142,14 @@ async def sql(query: str, url: str | URL | None = None) -> QueryResult:
     """
     if not query.strip():
         raise ReadOnlyQueryError("the query is empty; give one SELECT statement")
-    async with read_engine(url) as engine, engine.connect() as connection:
-        if connection.dialect.name == "sqlite":
-            raw = await connection.get_raw_connection()
-            await raw.driver_connection.set_authorizer(_sqlite_authorizer)  # type: ignore[union-attr]
+    async with reading(url) as engine, engine.connect() as connection:
+        sqlite = connection.dialect.name == "sqlite"
+        raw = await connection.get_raw_connection()
+        if sqlite:
+            # A read-only engine's URL says mode=ro; any other is an in-memory store's own.
+            read_only_file = engine.url.query.get("mode") == "ro"
+            authorizer = _file_authorizer if read_only_file else _query_authorizer
+            await raw.driver_connection.set_authorizer(authorizer)  # type: ignore[union-attr]
         else:
             _refuse_non_query(query)
             await connection.execution_options(postgresql_readonly=True)
@@ -143,4 +162,7 @@ async def sql(query: str, url: str | URL | None = None) -> QueryResult:
             raise _read_only_error(query, exc) from exc
         finally:
             await connection.rollback()
+            if sqlite:
+                # The connection may be a store's own (in-memory), going back to its pool.
+                await raw.driver_connection.set_authorizer(None)  # type: ignore[union-attr]
     return QueryResult(columns=columns, rows=rows)

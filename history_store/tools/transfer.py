@@ -19,18 +19,18 @@ from __future__ import annotations
 
 import os
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TextIO
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncResult
 
 from .. import tables
 from .._items import dump_item, load_item
+from .._time import as_utc
 from ..errors import ImportFormatError, InvalidArgumentError, SessionNotFoundError
 from ..store import HistoryStore
 from ._import_parse import (
@@ -44,13 +44,11 @@ from ._import_parse import (
     parse_item,
     parse_session,
 )
-from ._open import as_utc, chunks, read_engine, store_write, write_store
+from ._open import Database, chunks, in_transaction, reading, writing
+from ._progress import Progress
 
 __all__ = ["EXPORT_FORMAT", "EXPORT_VERSION", "TransferSummary", "export", "import_"]
 
-
-Progress = Callable[[int, "int | None"], None]
-"""Called as ``progress(done, total)``; ``total`` is ``None`` when not known in advance."""
 
 _items = tables.items
 _sessions = tables.sessions
@@ -168,7 +166,7 @@ async def _item_cursor(
 
 async def export(
     out: TextIO,
-    url: str | URL | None = None,
+    url: Database = None,
     *,
     session_ids: Sequence[str] | None = None,
     progress: Progress | None = None,
@@ -179,7 +177,7 @@ async def export(
     snapshot. Raises :class:`SessionNotFoundError` (before writing anything) when a named
     session does not exist.
     """
-    async with read_engine(url) as engine, engine.connect() as connection:
+    async with reading(url) as engine, engine.connect() as connection:
         if connection.dialect.name == "postgresql":
             await connection.execution_options(isolation_level="REPEATABLE READ")
         sessions = await _selected_sessions(connection, session_ids)
@@ -257,7 +255,7 @@ def _count_lines(path: str | os.PathLike[str]) -> int:
 
 async def import_(
     source: str | os.PathLike[str] | TextIO,
-    url: str | URL | None = None,
+    url: Database = None,
     *,
     progress: Progress | None = None,
 ) -> TransferSummary:
@@ -307,7 +305,7 @@ class _Importer:
             for session in batch:
                 await _write_session(connection, session)
 
-        await store_write(self.store, "import", write)
+        await in_transaction(self.store, "import", write)
         self.sessions += len(batch)
         self.items += sum(len(session.rows) for session in batch)
 
@@ -337,14 +335,14 @@ async def _read_sessions(
 
 
 async def _import_lines(
-    lines: Iterable[str], url: str | URL | None, progress: Progress | None, total: int | None
+    lines: Iterable[str], url: Database, progress: Progress | None, total: int | None
 ) -> TransferSummary:
     parsed = iter(documents(lines))
     first = next(parsed, None)
     if first is None:
         raise ImportFormatError("the file is empty; expected a history_store export")
     parse_header(*first)
-    async with write_store(url, create=True) as store:
+    async with writing(url) as store:
         importer = _Importer(store)
         try:
             await _read_sessions(parsed, importer, progress, total)

@@ -2,6 +2,26 @@
 
 Every error derives from :class:`HistoryStoreError`, so ``except HistoryStoreError`` catches
 anything this library raises on purpose. Each message says what went wrong and what to do.
+Some also derive from the built-in or SDK exception a caller would already catch::
+
+    HistoryStoreError
+    ├── ConfigurationError                 a URL, option or setting is not usable
+    ├── SchemaOutOfDateError               the schema is not at the expected revision
+    ├── InvalidArgumentError (ValueError)  an argument out of range or of the wrong kind
+    │   ├── InvalidItemError               an item that cannot be stored as JSON
+    │   └── InvalidSessionIdError          an id no database can store
+    ├── SessionNotFoundError (LookupError)
+    ├── DatabaseNotFoundError (FileNotFoundError)
+    ├── ReadOnlyQueryError                 `sql` was given a write, or invalid SQL
+    ├── StoreClosedError (RuntimeError)    a closed store or its sessions used
+    ├── DatabaseUnavailableError (ConnectionError)
+    ├── DatabaseBusyError                  locked beyond the retry budget
+    ├── SessionExistsError                 import into a session that is there already
+    ├── CopyConflictError                  the destination's session is not the source's
+    ├── CopyVerificationError              counts or checksums differ after a copy
+    ├── ImportFormatError (ValueError)     an export file this version cannot read
+    └── ServerManagedStateError (agents.exceptions.UserError)
+                                           server-state ids for a Chat Completions model
 """
 
 from __future__ import annotations

@@ -213,3 +213,19 @@ def test_each_backend_depends_only_on_its_base() -> None:
         if module.startswith("history_store.backends."):
             assert imported <= _BACKEND_MAY_IMPORT, (module, imported - _BACKEND_MAY_IMPORT)
     assert GRAPH["history_store.backends.base"] == set()
+
+
+def test_every_module_without_an_underscore_is_documented() -> None:
+    """A module without a leading underscore holds a public name or a documented path:
+    docs/architecture.md names each one."""
+    architecture = (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
+    for module, path in MODULES.items():
+        relative = path.relative_to(PACKAGE).as_posix()
+        if any(part.startswith("_") for part in relative.split("/")[:-1]):
+            continue
+        if path.name.startswith("_") and path.name != "__init__.py":
+            continue
+        shown = relative if path.name != "__init__.py" else relative.rpartition("/")[0] + "/"
+        if shown == "/":
+            continue
+        assert f"`{shown}`" in architecture, module

@@ -2,7 +2,9 @@
 
 Both sides send the model the same conversation: the session side keeps the earlier items in
 the session (written before the clock starts), the other passes them as the input list. The
-difference is what keeping the history costs per turn.
+difference is what keeping the history costs per turn. history_store runs through its own
+``history_store.Runner`` (guard, filters, and the turn's status and usage written to
+``hs_turns``); the SDK's sessions through ``agents.Runner``, as their users run them.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any
 from agents import Agent, OpenAIChatCompletionsModel, Runner
 from openai import AsyncOpenAI
 
+import history_store
 from history_store.testing import StubModelServer
 
 from .impls import OURS, open_sqlite
@@ -24,9 +27,9 @@ from .timing import median
 NO_SESSION = "no_session"
 
 
-async def _turn(agent: Agent[Any], given: Any, session: Any) -> float:
+async def _turn(agent: Agent[Any], given: Any, session: Any, runner: Any = Runner) -> float:
     start = time.perf_counter()
-    result = await Runner.run(agent, given, session=session)
+    result = await runner.run(agent, given, session=session)
     elapsed = time.perf_counter() - start
     if not str(result.final_output).startswith("reply"):
         raise RuntimeError(f"unexpected model reply {result.final_output!r}")
@@ -57,7 +60,8 @@ async def runner_overhead(
                     else:
                         session = backends[mode].session(f"turn-{turn}")
                         await session.add_items(list(history))
-                        elapsed = await _turn(agent, text, session)
+                        runner = history_store.Runner if mode == OURS else Runner
+                        elapsed = await _turn(agent, text, session, runner)
                     if turn >= 0:
                         times[mode].append(elapsed)
                 server.reset()

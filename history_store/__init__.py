@@ -23,18 +23,21 @@ from .errors import (
     SessionNotFoundError,
     StoreClosedError,
 )
+from .runner._prepare import conversation
 from .runner.guard import StrictModel, StrictModelProvider, strict_model
 from .runner.install import install, installed, uninstall
-from .runner.models import is_chat_completions
+from .runner.models import declare_chat_completions, is_chat_completions
 from .runner.run import Runner, default_store, session_used
 from .session import HistorySession
 from .store import HistoryStore
 from .tools.chat import chat
 from .tools.copy import copy_database
-from .tools.inspect import search, sessions, show, sql, stats
+from .tools.inspect import sessions, show, stats, turns
 from .tools.maintenance import delete, prune
 from .tools.sdk_export import export_to_sdk
 from .tools.sdk_import import migrate_from_sdk
+from .tools.search import search
+from .tools.sql import sql
 from .tools.transfer import export, import_
 
 __version__ = "0.1.0"
@@ -69,11 +72,14 @@ __all__ = [
     "StrictModel",
     "StrictModelProvider",
     "is_chat_completions",
+    "declare_chat_completions",
+    "conversation",
     "sessions",
     "show",
     "search",
     "sql",
     "stats",
+    "turns",
     "export",
     "import_",
     "delete",

@@ -12,9 +12,10 @@ from agents.memory import SessionSettings
 from agents.memory.session_settings import coerce_session_settings, resolve_session_limit
 from sqlalchemy.engine import URL
 
+from . import _run_turns as run_turns
 from ._items import CORRUPT, encode_items, load_item, load_items, validate_session_id
 from ._time import utcnow
-from .backends.base import Backend, Rows
+from .backends.base import Backend, Rows, TurnRecord
 from .errors import InvalidArgumentError
 from .schema import MigrateMode
 
@@ -123,14 +124,34 @@ class HistorySession:
             return []
         backend = await self.store.backend()
         if effective is None:
-            return self._decode(await backend.read_all(self.session_id))
-        window = effective
-        while True:
-            rows = await backend.read_tail(self.session_id, window)
-            decoded = self._decode(rows)
-            if len(decoded) >= effective or len(rows) < window:
-                return decoded[-effective:]
-            window *= 2
+            rows = await backend.read_all(self.session_id)
+            items = self._decode(rows)
+        else:
+            window = effective
+            while True:
+                rows = await backend.read_tail(self.session_id, window)
+                items = self._decode(rows)
+                if len(items) >= effective or len(rows) < window:
+                    items = items[-effective:]
+                    break
+                window *= 2
+        run = run_turns.current.get()
+        if run is not None and run.session is self and rows:
+            retried = run.retried_tail(items)
+            if retried:
+                await self._fail_cut_short_turn(backend, rows[-1][0])
+                items = items[:-retried]
+        return items
+
+    async def _fail_cut_short_turn(self, backend: Backend, last_seq: int) -> None:
+        """Record the turn that ends at ``last_seq`` as failed: a run stored its input there
+        and was cut short before it could say how it ended (see ``RunTurns.retried_tail``).
+        Its items stay stored; the retry running now is a new turn that sends the input once.
+        """
+        turn = await backend.turn_of(self.session_id, last_seq)
+        if turn is not None:
+            record = TurnRecord(turn=turn, status="failed", finished_at=utcnow())
+            await backend.record_turns(self.session_id, [record])
 
     # -- writes ------------------------------------------------------------------------------
 
@@ -149,7 +170,13 @@ class HistorySession:
             return
         encoded = encode_items(items)
         backend = await self.store.backend()
-        await backend.append(self.session_id, encoded, utcnow())
+        appended = await backend.append(self.session_id, encoded, utcnow())
+        run = run_turns.current.get()
+        if run is not None and run.session is self:
+            # The batch spans the turns from its first item's to the session's latest.
+            started = sum(item.starts_turn for item in encoded)
+            first = appended.turn - started + encoded[0].starts_turn
+            run.saw(first, appended.turn, wrapper)
 
     async def pop_item(
         self, *, wrapper: RunContextWrapper[Any] | None = None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import Any
@@ -20,8 +21,6 @@ from .errors import ConfigurationError, StoreClosedError
 from .schema import MigrateMode, ensure_schema
 from .session import HistorySession
 
-DEFAULT_SESSION_ID = "default"
-
 
 class HistoryStore:
     """A database of conversation histories, shared by all the sessions opened from it.
@@ -34,7 +33,8 @@ class HistoryStore:
             default for SQLite); ``"check"`` raises :class:`SchemaOutOfDateError` naming the
             command to run instead (the default for server databases, whose schema changes
             belong to a deploy step).
-        default_session_id: the id :meth:`session` uses when given none.
+        default_session_id: the id :meth:`session` uses when given none; by default each
+            such session gets a new id of its own (nothing is shared by accident).
 
     The sessions read and write through the store's one backend (``backends/``): the stdlib
     driver on an SQLite file, asyncpg on PostgreSQL, SQLAlchemy Core for in-memory SQLite.
@@ -49,7 +49,7 @@ class HistoryStore:
         url: str | URL | None = None,
         *,
         migrate: MigrateMode | None = None,
-        default_session_id: str = DEFAULT_SESSION_ID,
+        default_session_id: str | None = None,
     ) -> None:
         self._url = resolve_url(url)
         if migrate is None:
@@ -93,10 +93,14 @@ class HistoryStore:
     ) -> HistorySession:
         """A session of this store, for ``Runner.run(..., session=...)``.
 
-        No database work happens until the session is used.
+        Without ``session_id`` (and no ``default_session_id`` on the store) the session gets
+        a new id of its own (:func:`new_session_id`): read it from ``session.session_id`` to
+        continue the conversation later. No database work happens until the session is used.
         """
+        if session_id is None:
+            session_id = self.default_session_id or new_session_id()
         return HistorySession(
-            session_id if session_id is not None else self.default_session_id,
+            session_id,
             store=self,
             session_settings=session_settings,
         )
@@ -146,6 +150,11 @@ class HistoryStore:
         traceback: TracebackType | None,
     ) -> None:
         await self.close()
+
+
+def new_session_id() -> str:
+    """A new, unique session id (a random UUID)."""
+    return str(uuid.uuid4())
 
 
 def _open_backend(url: URL, engine: Callable[[], Awaitable[AsyncEngine]]) -> Backend:

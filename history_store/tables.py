@@ -63,3 +63,34 @@ items = Table(
     Column("item", Text, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
 )
+
+# One row per turn a history_store run finished: how it ended and what the provider reported
+# for it. A turn without a row (written by plain agents.Runner, or cut short by a crash) counts
+# as completed for what is sent.
+turns = Table(
+    "hs_turns",
+    metadata,
+    Column(
+        "session_id",
+        String(1024),
+        ForeignKey("hs_sessions.session_id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("turn", Integer, primary_key=True, autoincrement=False),
+    # completed | failed | blocked | interrupted (TURN_STATUSES)
+    Column("status", Text, nullable=False),
+    Column("agent", Text, nullable=True),
+    Column("model", Text, nullable=True),
+    Column("requests", Integer, nullable=True),
+    Column("input_tokens", Integer, nullable=True),
+    Column("output_tokens", Integer, nullable=True),
+    Column("total_tokens", Integer, nullable=True),
+    Column("started_at", DateTime(timezone=True), nullable=True),
+    Column("finished_at", DateTime(timezone=True), nullable=True),
+)
+
+TURN_STATUSES = ("completed", "failed", "blocked", "interrupted")
+"""The values of ``hs_turns.status``."""
+
+HIDDEN_STATUSES = ("failed", "blocked")
+"""Turn statuses whose items stay stored for audit but are never sent to a model again."""

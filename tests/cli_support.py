@@ -11,6 +11,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from history_store import HistoryStore
+from history_store.backends.base import TurnRecord
 from history_store.schema import upgrade
 from history_store.tools.transfer import import_
 
@@ -100,11 +102,45 @@ def export_text() -> str:
     return "".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines)
 
 
+# (session, turn, status, agent, model, requests, input, output, total, finished_at);
+# support-7's only turn has no row, as a turn stored by plain agents.Runner.
+TURNS: list[tuple[Any, ...]] = [
+    ("sales-1", 1, "completed", "sales", "gpt-4o-mini", 1, 120, 20, 140, "2025-02-01T10:00:05"),
+    ("sales-1", 2, "completed", "sales", "gpt-4o-mini", 1, 160, 10, 170, "2025-02-01T10:02:00"),
+    ("support-42", 1, "completed", "support", "gpt-4o", 2, 900, 60, 960, "2026-01-10T09:00:09"),
+    ("support-42", 2, "completed", "support", "gpt-4o", 2, 1300, 40, 1340, ACTIVE.isoformat()),
+]
+
+
 async def populate(url: str, directory: Path) -> Path:
     """Write the fixture file into ``directory``, import it into ``url`` (schema upgraded
-    first, as a deploy would on PostgreSQL); returns the file."""
+    first, as a deploy would on PostgreSQL) with the turns' usage; returns the file."""
     await upgrade(url)
     path = directory / "fixture.jsonl"
     path.write_text(export_text(), encoding="utf-8")
     await import_(path, url)
+    async with HistoryStore(url) as store:
+        backend = await store.backend()
+        for session_id in SESSIONS:
+            await backend.record_turns(
+                session_id,
+                [
+                    TurnRecord(
+                        turn=turn,
+                        status=status,
+                        agent=agent,
+                        model=model,
+                        requests=requests,
+                        input_tokens=tokens_in,
+                        output_tokens=tokens_out,
+                        total_tokens=total,
+                        started_at=datetime.fromisoformat(finished).replace(tzinfo=timezone.utc),
+                        finished_at=datetime.fromisoformat(finished).replace(tzinfo=timezone.utc),
+                    )
+                    for sid, turn, status, agent, model, requests, tokens_in, tokens_out, total, (
+                        finished
+                    ) in TURNS
+                    if sid == session_id
+                ],
+            )
     return path

@@ -111,7 +111,10 @@ def test_show_last_turn(any_url: str, capsys: Capture) -> None:
         "5    2     user       message               How long will the refund take?\n"
         '6    2     -          function_call         {"order": 7}\n'
         "7    2     -          function_call_output  3 days\n"
-        "8    2     assistant  message               Your refund arrives in 3 days.\n",
+        "8    2     assistant  message               Your refund arrives in 3 days.\n"
+        "\n"
+        "TURN  STATUS     AGENT    MODEL   REQUESTS  INPUT  OUTPUT  TOTAL\n"
+        "2     completed  support  gpt-4o  2         1300   40      1340\n",
         "",
     )
 
@@ -130,6 +133,7 @@ def test_show_one_turn_as_json(url: str, capsys: Capture) -> None:
                 "text": "Great, thanks",
                 "created_at": "2025-02-01T10:00:00+00:00",
                 "item": {"role": "user", "content": "Great, thanks"},
+                "status": "completed",
             },
             {
                 "seq": 4,
@@ -147,7 +151,22 @@ def test_show_one_turn_as_json(url: str, capsys: Capture) -> None:
                     "status": "completed",
                     "type": "message",
                 },
+                "status": "completed",
             },
+        ],
+        "turns": [
+            {
+                "turn": 2,
+                "status": "completed",
+                "agent": "sales",
+                "model": "gpt-4o-mini",
+                "requests": 1,
+                "input_tokens": 160,
+                "output_tokens": 10,
+                "total_tokens": 170,
+                "started_at": "2025-02-01T10:02:00+00:00",
+                "finished_at": "2025-02-01T10:02:00+00:00",
+            }
         ],
     }
 
@@ -299,7 +318,12 @@ def test_stats(url: str, tmp_path: Path, capsys: Capture) -> None:
         f"database bytes                      {size}\n"
         "items of type function_call         2\n"
         "items of type function_call_output  2\n"
-        "items of type message               10\n",
+        "items of type message               10\n"
+        "turns completed                     4\n"
+        "model requests                      6\n"
+        "input tokens                        2480\n"
+        "output tokens                       130\n"
+        "total tokens                        2610\n",
         "",
     )
     code, out, _ = run(capsys, "--url", url, "stats", "--json")
@@ -312,6 +336,11 @@ def test_stats(url: str, tmp_path: Path, capsys: Capture) -> None:
         "last_activity": ACTIVE.isoformat(),
         "database_bytes": size,
         "items_by_type": {"function_call": 2, "function_call_output": 2, "message": 10},
+        "turns_by_status": {"completed": 4},
+        "requests": 6,
+        "input_tokens": 2480,
+        "output_tokens": 130,
+        "total_tokens": 2610,
     }
 
 

@@ -180,26 +180,31 @@ async def test_guard_refuses_when_only_a_handoff_target_is_chat(
         else:
             await Runner.run(triage, "hi", previous_response_id="resp_1")
     assert (
-        "agent 'specialist' (reachable from 'triage' by handoff or as a tool) runs on "
-        "OpenAIChatCompletionsModel"
+        "agent 'specialist', reachable from 'triage' by handoff, runs on OpenAIChatCompletionsModel"
     ) in str(caught.value)
     assert stub.requests == []
 
 
-async def test_guard_refuses_when_an_agent_used_as_tool_is_chat(
+async def test_guard_checks_an_agent_used_as_tool_against_its_own_ids(
     stub: StubModelServer, openai_client: AsyncOpenAI
 ) -> None:
+    """The nested run never gets the outer run's ids, only those given to as_tool()."""
     helper = Agent(name="helper", model=OpenAIChatCompletionsModel("m", openai_client))
     # A cycle back to the start must not loop the walk.
     helper.handoffs = []
     lead = Agent(
         name="lead",
         model=OpenAIResponsesModel("m", openai_client),
-        tools=[helper.as_tool("ask_helper", "ask the helper")],
+        tools=[helper.as_tool("ask_helper", "ask the helper", conversation_id="conv_tool")],
     )
     helper.handoffs.append(lead)
-    with pytest.raises(ServerManagedStateError, match="agent 'helper'"):
-        await Runner.run(lead, "hi", conversation_id="conv_1")
+    with pytest.raises(ServerManagedStateError) as caught:
+        await Runner.run(lead, "hi")
+    assert (
+        "conversation_id given to the tool 'ask_helper' (agent 'helper' used as a tool, a "
+        "nested run), but agent 'helper' runs on OpenAIChatCompletionsModel"
+    ) in str(caught.value)
+    assert "as_tool(session=store.session(...))" in str(caught.value)
     assert stub.requests == []
 
 

@@ -92,8 +92,8 @@ async def test_install_makes_plain_runner_attach_and_refuse(
     stub: StubModelServer, openai_client: AsyncOpenAI, installed_store: HistoryStore
 ) -> None:
     agent = Agent(name="a", model=OpenAIChatCompletionsModel("m", openai_client))
-    await agents.Runner.run(agent, "My name is Ada.")
-    second = await agents.Runner.run(agent, "What is my name?")
+    await agents.Runner.run(agent, "My name is Ada.", session_id="ada")
+    second = await agents.Runner.run(agent, "What is my name?", session_id="ada")
     assert stub.requests[1].texts() == [
         "My name is Ada.",
         "reply 1: saw 1 messages; last user said: My name is Ada.",
@@ -153,16 +153,14 @@ async def test_installed_agent_as_tool_runs_without_the_outer_session(
         model=OpenAIChatCompletionsModel("m", openai_client),
         tools=[helper.as_tool("ask_helper", "Ask the helper.")],
     )
-    await installed_store.session("default").add_items(
-        [{"role": "user", "content": "earlier turn"}]
-    )
+    await installed_store.session("lead").add_items([{"role": "user", "content": "earlier turn"}])
     stub.script(ToolCall("ask_helper", '{"input": "sub question"}'), "helper says hi", "done")
-    result: Any = await agents.Runner.run(lead, "go")
+    result: Any = await agents.Runner.run(lead, "go", session_id="lead")
 
     assert result.final_output == "done"
     assert stub.requests[0].texts() == ["earlier turn", "go"]
     assert stub.requests[1].texts() == ["sub question"]  # the nested run saw no history
-    stored = await installed_store.session("default").get_items()
+    stored = await installed_store.session("lead").get_items()
     assert [item.get("type", "message") for item in stored] == [
         "message",
         "message",

@@ -23,6 +23,7 @@ from history_store import (
     HistoryStore,
 )
 from history_store._engine import is_lock_error, resolve_url, retry_on_lock
+from history_store.backends.base import TurnRecord
 from history_store.backends.core import CoreBackend
 from history_store.backends.postgres import (
     PostgresBackend,
@@ -60,6 +61,18 @@ async def _script(store: HistoryStore) -> tuple[list[Any], list[tuple[Any, ...]]
     results.append(await second.pop_item())
     await second.add_items([_item(7)])
     results.append(await second.get_items())
+    # Turn records: a failed turn's items are kept but no longer read back.
+    backend = await store.backend()
+    results.append(await backend.turn_of("first", 13))
+    results.append(await backend.turn_of("first", 999))
+    await backend.record_turns(
+        "first",
+        [TurnRecord(turn=3, status="completed", requests=1), TurnRecord(turn=4, status="failed")],
+    )
+    await backend.record_turns("first", [TurnRecord(turn=3, status="completed", agent="a")])
+    await backend.record_turns("missing", [TurnRecord(turn=1, status="failed")])
+    results.append(await first.get_items())
+    results.append(await first.get_items(limit=3))
     engine = await store.engine()
     async with engine.connect() as connection:
         items = await connection.execute(
@@ -74,7 +87,17 @@ async def _script(store: HistoryStore) -> tuple[list[Any], list[tuple[Any, ...]]
                 "ORDER BY session_id"
             )
         )
-        state = [tuple(row) for row in items.all()] + [tuple(row) for row in sessions.all()]
+        turns = await connection.execute(
+            text(
+                "SELECT session_id, turn, status, agent, requests FROM hs_turns "
+                "ORDER BY session_id, turn"
+            )
+        )
+        state = [
+            *(tuple(row) for row in items.all()),
+            *(tuple(row) for row in sessions.all()),
+            *(tuple(row) for row in turns.all()),
+        ]
     return results, state
 
 
@@ -96,6 +119,18 @@ async def test_every_path_stores_and_returns_the_same(tmp_path: Path, pg_url: st
     assert results[3] is None
     # Six user inputs (items 0, 4, ..., 20) made six turns; popping item 20 counted one out.
     assert ("first", 24, 18, 5) in state
+    assert results[5:7] == [4, None]
+    assert ("first", 3, "completed", "a", 1) in state and (
+        "first",
+        4,
+        "failed",
+        None,
+        None,
+    ) in state
+    # Turn 4 (items 12-15) is failed: kept in the table, left out of both reads.
+    assert [item for item in results[7] if item in results[1][12:16]] == []
+    assert len(results[7]) == len(results[1][:18]) - 4
+    assert results[8] == results[7][-3:]
 
 
 async def test_deadlocks_and_serialization_failures_are_retried(pg_url: str) -> None:

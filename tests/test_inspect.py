@@ -17,8 +17,10 @@ from history_store import HistoryStore, ImportFormatError, SchemaOutOfDateError
 from history_store._engine import make_engine, resolve_url
 from history_store.cli._progress import ProgressBar
 from history_store.schema import downgrade, upgrade
-from history_store.tools.inspect import search, sessions, show, sql, stats
+from history_store.tools.inspect import sessions, show, stats
 from history_store.tools.maintenance import delete, parse_age, prune
+from history_store.tools.search import search
+from history_store.tools.sql import sql
 from history_store.tools.transfer import export, import_
 
 CONVERSATION: list[Any] = [
@@ -217,7 +219,7 @@ async def _schema_names(url: str) -> set[str]:
 
 
 async def test_downgrade_removes_exactly_the_views_and_the_search_index(db_url: str) -> None:
-    await upgrade(db_url)
+    await upgrade(db_url, "0002")
     at_head = await _schema_names(db_url)
     await downgrade(db_url, "0001")
     added = {"hs_messages", "hs_session_summary"}
@@ -228,7 +230,7 @@ async def test_downgrade_removes_exactly_the_views_and_the_search_index(db_url: 
     else:
         added |= {"ix_hs_items_text_fts"}
     assert at_head - await _schema_names(db_url) == added
-    await upgrade(db_url)
+    await upgrade(db_url, "0002")
     assert await _schema_names(db_url) == at_head
 
 

@@ -7,6 +7,7 @@ import agents
 import pytest
 from agents import Agent, OpenAIChatCompletionsModel, function_tool
 from openai import APIStatusError, AsyncOpenAI
+from sqlalchemy import text
 
 from history_store import HistoryStore, Runner
 from history_store.testing import Failure, StubModelServer, ToolCall
@@ -56,6 +57,32 @@ async def test_our_runner_stores_the_retried_input_once(
     assert result.final_output == "reply 4: saw 3 messages; last user said: book a table"
 
 
+async def test_a_retry_after_a_run_cut_short_sends_and_keeps_the_input_once(
+    store: HistoryStore, stub: StubModelServer, openai_client: AsyncOpenAI
+) -> None:
+    """A run killed after storing its input records no status; retrying that input marks the
+    cut-short turn failed (kept, not sent) and sends the input once."""
+    agent = _agent(openai_client)
+    await Runner.run(agent, "first", store=store, session_id="cut")
+    await store.session("cut").add_items([{"role": "user", "content": "book a table"}])
+    result = await Runner.run(agent, "book a table", store=store, session_id="cut")
+    assert stub.requests[-1].texts().count("book a table") == 1
+    assert result.final_output == "reply 2: saw 3 messages; last user said: book a table"
+    items = await store.session("cut").get_items()
+    assert _users(items) == ["first", "book a table"]
+    assert [i.get("role") for i in items] == ["user", "assistant", "user", "assistant"]
+    engine = await store.engine()
+    async with engine.connect() as connection:
+        statuses = await connection.execute(
+            text("SELECT turn, status FROM hs_turns WHERE session_id = 'cut' ORDER BY turn")
+        )
+        assert [tuple(row) for row in statuses] == [
+            (1, "completed"),
+            (2, "failed"),
+            (3, "completed"),
+        ]
+
+
 async def test_same_input_after_an_answer_is_a_new_turn(
     store: HistoryStore, stub: StubModelServer, openai_client: AsyncOpenAI
 ) -> None:
@@ -83,10 +110,20 @@ async def test_orphaned_tool_call_from_an_interrupted_run_is_not_sent(
     session = store.session("orphan")
     stub.script(ToolCall("lookup", '{"city": "Oslo"}'))
     with pytest.raises(agents.exceptions.AgentsException):
-        await Runner.run(agent, "weather?", session=session, store=store)
-    # A run killed between storing a call and its output leaves the same shape behind.
+        await Runner.run(agent, "weather?", session=session)
+    # That turn failed: its call, which never got an output, stays stored but is not history.
+    assert await session.get_items() == []
+    # A run killed between storing a call and its output leaves the same shape, no status.
     await session.add_items(
-        [{"type": "function_call", "call_id": "call_killed", "name": "lookup", "arguments": "{}"}]
+        [
+            {"role": "user", "content": "weather in Oslo?"},
+            {
+                "type": "function_call",
+                "call_id": "call_killed",
+                "name": "lookup",
+                "arguments": "{}",
+            },
+        ]
     )
     stored = await session.get_items()
     assert "function_call_output" not in [i.get("type") for i in stored]

@@ -16,7 +16,16 @@ from agents import (
 )
 from openai import AsyncOpenAI
 
-from history_store import HistorySession, HistoryStore, Runner, default_store, session_used
+from history_store import (
+    HistorySession,
+    HistoryStore,
+    InvalidArgumentError,
+    Runner,
+    conversation,
+    default_store,
+    session_used,
+)
+from history_store import sessions as store_sessions
 from history_store.testing import StubModelServer
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
@@ -33,7 +42,8 @@ async def test_second_turn_carries_the_first_turn(
 ) -> None:
     agent = chat_agent(openai_client)
     first = await Runner.run(agent, "My name is Ada.", store=store)
-    second = await Runner.run(agent, "What is my name?", store=store)
+    first_id = session_used(first).session_id  # type: ignore[union-attr]
+    second = await Runner.run(agent, "What is my name?", store=store, session_id=first_id)
 
     assert stub.requests[1].messages == [
         {"role": "user", "content": "My name is Ada."},
@@ -43,9 +53,49 @@ async def test_second_turn_carries_the_first_turn(
     assert second.final_output == "reply 2: saw 3 messages; last user said: What is my name?"
     used = session_used(second)
     assert isinstance(used, HistorySession)
-    assert (used.session_id, used.store) == ("default", store)
-    assert session_used(first) is not None and session_used(first).session_id == "default"  # type: ignore[union-attr]
-    assert len(await store.session("default").get_items()) == 4
+    assert (used.session_id, used.store) == (first_id, store)
+    assert len(await store.session(first_id).get_items()) == 4
+
+
+async def test_runs_without_an_id_share_nothing(
+    store: HistoryStore, stub: StubModelServer, openai_client: AsyncOpenAI
+) -> None:
+    """User B's request never carries user A's message; one-shot prompts stay one-shot."""
+    agent = chat_agent(openai_client)
+    alice = await Runner.run(agent, "My card is 4111 1111 1111 1111.", store=store)
+    bob = await Runner.run(agent, "What did the last user say?", store=store)
+    batch = [await Runner.run(agent, f"prompt {n}", store=store) for n in range(3)]
+    assert [len(request.messages) for request in stub.requests] == [1, 1, 1, 1, 1]
+    assert "4111" not in str(stub.requests[1].body)
+    ids = [session_used(r).session_id for r in (alice, bob, *batch)]  # type: ignore[union-attr]
+    assert len(set(ids)) == 5 and "default" not in ids
+    for session_id in ids:  # each stored like any other, under its own id
+        assert len(await store.session(session_id).get_items()) == 2
+
+
+async def test_conversation_scope_names_the_session(
+    store: HistoryStore, stub: StubModelServer, openai_client: AsyncOpenAI
+) -> None:
+    agent = chat_agent(openai_client)
+
+    async def handle_request(user: str, text: str) -> str:
+        with conversation(f"user-{user}"):
+            result = await Runner.run(agent, text, store=store)
+        return session_used(result).session_id  # type: ignore[union-attr]
+
+    ids = await asyncio.gather(
+        handle_request("a", "My name is Ada."), handle_request("b", "My name is Bob.")
+    )
+    assert sorted(ids) == ["user-a", "user-b"]
+    assert await handle_request("a", "What is my name?") == "user-a"
+    texts = stub.requests[-1].texts()
+    assert (len(texts), texts[0], texts[-1]) == (3, "My name is Ada.", "What is my name?")
+    assert "Bob" not in str(stub.requests[-1].body)
+    # An explicit id, then run_config.group_id, win over the enclosing scope.
+    with conversation("scope"):
+        by_id = await Runner.run(agent, "x", store=store, session_id="explicit")
+        by_group = await Runner.run(agent, "y", store=store, run_config=RunConfig(group_id="g"))
+    assert [session_used(r).session_id for r in (by_id, by_group)] == ["explicit", "g"]  # type: ignore[union-attr]
 
 
 def other_chat_model(kind: str, stub: StubModelServer) -> Model:
@@ -66,8 +116,8 @@ async def test_litellm_and_any_llm_get_history_attached(
 ) -> None:
     agent = Agent(name="a", model=other_chat_model(kind, stub))
     async with HistoryStore(sqlite_url) as store:
-        await Runner.run(agent, "My name is Ada.", store=store)
-        await Runner.run(agent, "What is my name?", store=store)
+        await Runner.run(agent, "My name is Ada.", store=store, session_id="ada")
+        await Runner.run(agent, "What is my name?", store=store, session_id="ada")
     assert [request.api for request in stub.requests] == ["chat", "chat"]
     assert stub.requests[1].texts() == ["My name is Ada.", FIRST_REPLY, "What is my name?"]
 
@@ -106,10 +156,10 @@ def test_run_sync_attaches_and_carries_history(
 ) -> None:
     agent = chat_agent(openai_client)
     store = HistoryStore(sqlite_url)
-    Runner.run_sync(agent, "My name is Ada.", store=store)
-    result = Runner.run_sync(agent, "What is my name?", store=store)
+    Runner.run_sync(agent, "My name is Ada.", store=store, session_id="ada")
+    result = Runner.run_sync(agent, "What is my name?", store=store, session_id="ada")
     assert stub.requests[1].texts() == ["My name is Ada.", FIRST_REPLY, "What is my name?"]
-    assert session_used(result).session_id == "default"  # type: ignore[union-attr]
+    assert session_used(result).session_id == "ada"  # type: ignore[union-attr]
     # run_sync ran on this thread's default loop, which owns the store's engine.
     asyncio.get_event_loop_policy().get_event_loop().run_until_complete(store.close())
 
@@ -121,7 +171,7 @@ async def test_responses_backend_gets_no_session_unless_asked(
     async with HistoryStore(sqlite_url) as store:
         plain = await Runner.run(agent, "My name is Ada.", store=store)
         assert session_used(plain) is None
-        assert await store.session("default").get_items() == []
+        assert (await store_sessions(store)).sessions == []
 
         await Runner.run(agent, "My name is Ada.", store=store, session_id="asked")
         asked = await Runner.run(agent, "What is my name?", store=store, session_id="asked")
@@ -140,10 +190,14 @@ async def test_an_explicit_session_is_used_as_given(
     agent = chat_agent(openai_client)
     async with HistoryStore(sqlite_url) as store:
         mine = store.session("mine")
-        result = await Runner.run(agent, "hello", session=mine, session_id="ignored")
+        result = await Runner.run(agent, "hello", session=mine)
         assert session_used(result) is mine
         assert len(await mine.get_items()) == 2
-        assert await store.session("ignored").get_items() == []
+        with pytest.raises(InvalidArgumentError, match=r"session= .* or session_id="):
+            await Runner.run(agent, "hello", session=mine, session_id="other")
+        assert stub.requests[1:] == []
+        assert (await store_sessions(store)).sessions[0].session_id == "mine"
+        assert len((await store_sessions(store)).sessions) == 1
 
 
 async def test_default_store_is_reused_per_url(
@@ -155,8 +209,8 @@ async def test_default_store_is_reused_per_url(
     url = f"sqlite+aiosqlite:///{tmp_path / 'default.db'}"
     monkeypatch.setenv("HISTORY_STORE_URL", url)
     agent = chat_agent(openai_client)
-    first = await Runner.run(agent, "My name is Ada.")
-    second = await Runner.run(agent, "What is my name?")
+    first = await Runner.run(agent, "My name is Ada.", session_id="ada")
+    second = await Runner.run(agent, "What is my name?", session_id="ada")
     store = default_store()
     try:
         assert session_used(first).store is store  # type: ignore[union-attr]

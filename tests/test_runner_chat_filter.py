@@ -14,7 +14,11 @@ from agents.models.chatcmpl_converter import Converter
 from openai import AsyncOpenAI
 
 from history_store import HistoryStore, Runner
-from history_store.runner.chat_history import chat_completions_accepts, filter_history_for_chat
+from history_store.runner.chat_history import (
+    _is_plain_message,
+    chat_completions_accepts,
+    filter_history_for_chat,
+)
 from history_store.testing import StubModelServer
 
 WEB_SEARCH: dict[str, Any] = {
@@ -69,6 +73,20 @@ def test_predicate_agrees_with_the_sdk_converter(item: dict[str, Any]) -> None:
     assert chat_completions_accepts(item) is converter_accepts(item)
 
 
+@pytest.mark.parametrize(
+    "item", SAMPLES + EARLIER, ids=lambda item: str(item.get("type") or item.get("role"))
+)
+def test_the_plain_message_shortcut_only_passes_what_the_converter_takes(
+    item: dict[str, Any],
+) -> None:
+    if _is_plain_message(item):
+        assert converter_accepts(item)
+
+
+def test_the_plain_message_shortcut_sees_ordinary_turns() -> None:
+    assert [_is_plain_message(item) for item in EARLIER] == [True, False, True]
+
+
 def test_filter_drops_rejected_items_and_orphan_tool_outputs(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -79,14 +97,20 @@ def test_filter_drops_rejected_items_and_orphan_tool_outputs(
         {"type": "function_call_output", "call_id": "c1", "output": "done"},
     ]
     with caplog.at_level(logging.DEBUG, logger="history_store"):
-        kept = filter_history_for_chat(history, "s1")
+        kept = filter_history_for_chat(history, "agent 'chat'")
     expected = [history[0], history[2], history[4], history[5]]
     assert kept == expected
     assert all(a is b for a, b in zip(kept, expected, strict=True))
     assert caplog.messages == [
-        "session 's1': not sending 2 stored item(s) a Chat Completions model cannot take "
-        "(function_call_output x1, web_search_call x1); they stay in the session"
+        "agent 'chat': not sending 2 item(s) a Chat Completions model cannot take "
+        "(function_call_output x1, web_search_call x1); they are kept"
     ]
+
+
+def test_filter_drops_a_call_whose_output_never_came() -> None:
+    call = {"type": "function_call", "call_id": "c9", "name": "f", "arguments": "{}"}
+    history: list[Any] = [{"role": "user", "content": "go"}, call, {"role": "user", "content": "?"}]
+    assert filter_history_for_chat(history, "agent 'chat'") == [history[0], history[2]]
 
 
 async def test_chat_turn_after_a_responses_turn_skips_web_search_call(
@@ -115,7 +139,7 @@ async def test_chat_turn_after_a_responses_turn_skips_web_search_call(
     assert [item.get("role") for item in stored[3:]] == ["user", "assistant"]
 
 
-async def test_callers_session_input_callback_gets_the_filtered_history(
+async def test_callers_session_input_callback_gets_the_stored_history(
     stub: StubModelServer, openai_client: AsyncOpenAI, sqlite_url: str
 ) -> None:
     seen: list[list[TResponseInputItem]] = []
@@ -124,7 +148,7 @@ async def test_callers_session_input_callback_gets_the_filtered_history(
         history: list[TResponseInputItem], new: list[TResponseInputItem]
     ) -> list[TResponseInputItem]:
         seen.append(list(history))
-        return history[-1:] + new
+        return history[-2:] + new
 
     agent = Agent(name="chat", model=OpenAIChatCompletionsModel("stub-model", openai_client))
     config = RunConfig(session_input_callback=last_two)
@@ -132,6 +156,8 @@ async def test_callers_session_input_callback_gets_the_filtered_history(
         await store.session("s").add_items(EARLIER)  # type: ignore[arg-type]
         await Runner.run(agent, "And tomorrow?", store=store, session_id="s", run_config=config)
         assert len(await store.session("s").get_items()) == 5
-    assert seen == [[EARLIER[0], EARLIER[2]]]
+    # The SDK's own rules: the caller's callback sees the history as stored; what the model
+    # cannot take is left out of the request itself.
+    assert seen == [EARLIER]
     assert stub.requests[0].texts() == ["Sunny, 21 C.", "And tomorrow?"]
     assert config.session_input_callback is last_two  # the caller's config is not modified

@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cli_support import populate
+from cli_support import ACTIVE, populate
 
 from history_store import tables
-from history_store.tools.inspect import sql
+from history_store.tools.sql import sql
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "schema.md"
 SQL_BLOCK = re.compile(r"```sql\n(.*?)```", re.DOTALL)
@@ -60,6 +60,17 @@ EXPECTED: list[list[tuple[Any, ...]]] = [
     ],
     # 10. calls per tool
     [("lookup_order", 1), ("refund_eta", 1)],
+    # 11. tokens and cost per session (support-7's turn has no usage row)
+    [
+        ("sales-1", 2, 2, 280, 30, (280 * 15 + 30 * 60) // 100),
+        ("support-42", 2, 4, 2200, 100, (2200 * 15 + 100 * 60) // 100),
+    ],
+    # 12. tokens per day
+    [
+        ("2025-02-01", 2, 310),
+        ("2026-01-10", 1, 960),
+        (ACTIVE.strftime("%Y-%m-%d"), 1, 1340),
+    ],
 ]
 
 
@@ -67,8 +78,8 @@ def doc_queries() -> list[str]:
     return SQL_BLOCK.findall(DOC.read_text(encoding="utf-8"))
 
 
-def test_the_doc_has_ten_queries() -> None:
-    assert len(doc_queries()) == 10 == len(EXPECTED)
+def test_the_doc_has_every_query() -> None:
+    assert len(doc_queries()) == 12 == len(EXPECTED)
 
 
 async def test_every_doc_query_returns_the_expected_rows(db_url: str, tmp_path: Path) -> None:

@@ -35,6 +35,7 @@ from history_store import (
 from history_store._engine import make_engine, resolve_url
 from history_store.testing import StubModelServer
 from history_store.tools import inspect
+from history_store.tools import sql as sql_tool
 
 ROOT = Path(__file__).resolve().parent.parent
 SECRET = "Pa55-w0rd-NEVER-shown"
@@ -221,8 +222,8 @@ async def test_sql_function_refuses_writes_attach_and_pragmas_on_sqlite(
     ]
     for statement in attempts:
         with pytest.raises(ReadOnlyQueryError):
-            await inspect.sql(statement, quiet_sqlite)
-    assert (await inspect.sql("SELECT count(*) FROM hs_items", quiet_sqlite)).rows == [(1,)]
+            await sql_tool.sql(statement, quiet_sqlite)
+    assert (await sql_tool.sql("SELECT count(*) FROM hs_items", quiet_sqlite)).rows == [(1,)]
     assert _digest(path) == before
     assert _leftovers(tmp_path) == ["ro.db"]
 
@@ -249,8 +250,8 @@ async def test_sql_function_refuses_writes_copy_and_do_on_postgresql(
     ]
     for statement in attempts:
         with pytest.raises(ReadOnlyQueryError):
-            await inspect.sql(statement, pg_url)
-    assert (await inspect.sql("SELECT count(*) FROM hs_items", pg_url)).rows == [(1,)]
+            await sql_tool.sql(statement, pg_url)
+    assert (await sql_tool.sql("SELECT count(*) FROM hs_items", pg_url)).rows == [(1,)]
     assert list(tmp_path.iterdir()) == []
 
 

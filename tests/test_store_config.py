@@ -39,10 +39,22 @@ async def test_default_url_creates_history_db_in_cwd(
     monkeypatch.delenv(URL_ENV_VAR, raising=False)
     monkeypatch.chdir(tmp_path)
     async with HistoryStore() as store:
-        await store.session().add_items([{"role": "user", "content": "x"}])
+        await store.session("default").add_items([{"role": "user", "content": "x"}])
     assert (tmp_path / "history.db").is_file()
     async with HistoryStore(f"sqlite:///{tmp_path / 'history.db'}") as again:
         assert await again.session("default").get_items() == [{"role": "user", "content": "x"}]
+
+
+async def test_a_session_without_an_id_gets_one_of_its_own(sqlite_url: str) -> None:
+    async with HistoryStore(sqlite_url) as store:
+        first, second = store.session(), store.session()
+        assert first.session_id != second.session_id
+        await first.add_items([{"role": "user", "content": "for the first only"}])
+        assert await second.get_items() == []
+        again = store.session(first.session_id)
+        assert await again.get_items() == [{"role": "user", "content": "for the first only"}]
+    async with HistoryStore(sqlite_url, default_session_id="shared") as store:
+        assert store.session().session_id == store.session().session_id == "shared"
 
 
 async def test_sqlite_pragmas_on_every_pooled_connection(sqlite_url: str) -> None:

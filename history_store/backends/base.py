@@ -23,6 +23,31 @@ Rows = list[tuple[int, str]]
 
 
 @dataclass(frozen=True, slots=True)
+class Appended:
+    """Where a batch went: the session's counters after it."""
+
+    last_seq: int
+    turn: int
+    """The session's latest turn, which the batch's last item belongs to."""
+
+
+@dataclass(frozen=True, slots=True)
+class TurnRecord:
+    """How one turn ended, for ``hs_turns``; ``None`` where it is not known."""
+
+    turn: int
+    status: str
+    agent: str | None = None
+    model: str | None = None
+    requests: int | None = None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    total_tokens: int | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class EncodedItem:
     """One item ready to insert: the stored JSON and the columns derived from it."""
 
@@ -38,21 +63,40 @@ class Backend(Protocol):
 
     Every write is one transaction: it happens whole or not at all, also when the caller is
     cancelled (the write under way runs to its end, then ``CancelledError`` is raised).
+
+    The reads return the session's history: rows of a turn recorded as ``failed`` or
+    ``blocked`` (``tables.HIDDEN_STATUSES``) stay stored for audit but are not history, so
+    they are left out.
     """
 
     async def read_all(self, session_id: str) -> Rows:
-        """Every row of the session, oldest first; ``[]`` for an unknown session."""
+        """Every history row of the session, oldest first; ``[]`` for an unknown session."""
         ...
 
     async def read_tail(self, session_id: str, limit: int, *, before: int | None = None) -> Rows:
-        """The latest ``limit`` rows of the session (those with ``seq < before`` when given),
-        oldest first."""
+        """The latest ``limit`` history rows of the session (those with ``seq < before``
+        when given), oldest first."""
         ...
 
-    async def append(self, session_id: str, items: Sequence[EncodedItem], now: datetime) -> None:
+    async def append(
+        self, session_id: str, items: Sequence[EncodedItem], now: datetime
+    ) -> Appended:
         """Store ``items`` after the session's latest item, in one transaction, creating the
         session if needed and counting the items and the turns they start into its counters.
         ``items`` is never empty."""
+        ...
+
+    async def turn_of(self, session_id: str, seq: int) -> int | None:
+        """The turn of the item at ``seq``; ``None`` if there is no such item."""
+        ...
+
+    async def record_turns(self, session_id: str, records: Sequence[TurnRecord]) -> None:
+        """Write how turns of the session ended (``hs_turns``), in one transaction.
+
+        A turn recorded before is updated: its status, agent, model, usage and end time are
+        replaced (a value of ``None`` keeps the one stored), its start time kept. Nothing is
+        written for a session that does not exist.
+        """
         ...
 
     async def remove(self, session_id: str, seq: int, now: datetime) -> bool:
@@ -61,7 +105,8 @@ class Backend(Protocol):
 
         The session's turn count goes back by one when the item was the first of the
         session's latest turn (:func:`first_of_turn`), so the next user input takes that turn
-        number again; ``last_seq`` never goes back.
+        number again (and that turn's ``hs_turns`` row goes with it); ``last_seq`` never goes
+        back.
         """
         ...
 

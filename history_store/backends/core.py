@@ -13,17 +13,18 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import case, delete, select, update
+from sqlalchemy import case, delete, func, select, update
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from .. import tables
 from .._engine import BEGIN_OPTION, in_write_transaction, retried_write
-from .base import EncodedItem, Rows, first_of_turn, numbered
+from .base import Appended, EncodedItem, Rows, TurnRecord, first_of_turn, numbered
 
 _T = TypeVar("_T")
 _items = tables.items
 _sessions = tables.sessions
+_turns = tables.turns
 
 
 # Reads run without BEGIN (each SELECT is its own snapshot). This is history_store's own
@@ -45,6 +46,38 @@ _UPSERT = _upsert.on_conflict_do_update(
 ).returning(_sessions.c.last_seq, _sessions.c.turn_count)
 
 
+def _history(session_id: str) -> Any:
+    """The session's history rows: not those of failed or blocked turns."""
+    hidden = select(_turns.c.turn).where(
+        _turns.c.session_id == session_id, _turns.c.status.in_(tables.HIDDEN_STATUSES)
+    )
+    return select(_items.c.seq, _items.c.item).where(
+        _items.c.session_id == session_id, _items.c.turn.not_in(hidden)
+    )
+
+
+_record = sqlite.insert(_turns)
+_RECORD_TURN = _record.on_conflict_do_update(
+    index_elements=[_turns.c.session_id, _turns.c.turn],
+    set_={
+        "status": _record.excluded.status,
+        **{
+            name: func.coalesce(_record.excluded[name], _turns.c[name])
+            for name in (
+                "agent",
+                "model",
+                "requests",
+                "input_tokens",
+                "output_tokens",
+                "total_tokens",
+                "finished_at",
+            )
+        },
+        "started_at": func.coalesce(_turns.c.started_at, _record.excluded.started_at),
+    },
+)
+
+
 class CoreBackend:
     """The session operations on the engine ``engine()`` returns for the running loop."""
 
@@ -62,20 +95,10 @@ class CoreBackend:
             return [(seq, item_json) for seq, item_json in result.all()]
 
     async def read_all(self, session_id: str) -> Rows:
-        statement = (
-            select(_items.c.seq, _items.c.item)
-            .where(_items.c.session_id == session_id)
-            .order_by(_items.c.seq)
-        )
-        return await self._read(statement)
+        return await self._read(_history(session_id).order_by(_items.c.seq))
 
     async def read_tail(self, session_id: str, limit: int, *, before: int | None = None) -> Rows:
-        statement = (
-            select(_items.c.seq, _items.c.item)
-            .where(_items.c.session_id == session_id)
-            .order_by(_items.c.seq.desc())
-            .limit(limit)
-        )
+        statement = _history(session_id).order_by(_items.c.seq.desc()).limit(limit)
         if before is not None:
             statement = statement.where(_items.c.seq < before)
         rows = await self._read(statement)
@@ -88,11 +111,13 @@ class CoreBackend:
             lambda: in_write_transaction(engine, body), what=what, url=engine.url
         )
 
-    async def append(self, session_id: str, items: Sequence[EncodedItem], now: datetime) -> None:
+    async def append(
+        self, session_id: str, items: Sequence[EncodedItem], now: datetime
+    ) -> Appended:
         count = len(items)
         user_inputs = sum(1 for item in items if item.starts_turn)
 
-        async def insert(connection: AsyncConnection) -> None:
+        async def insert(connection: AsyncConnection) -> Appended:
             counters = await connection.execute(
                 _UPSERT,
                 {
@@ -119,8 +144,46 @@ class CoreBackend:
                 for seq, turn, item in numbered(items, last_seq=last_seq, turn_count=turn_count)
             ]
             await connection.execute(_items.insert(), rows)
+            return Appended(last_seq=last_seq, turn=turn_count)
 
-        await self._write("add_items", insert)
+        return await self._write("add_items", insert)
+
+    async def turn_of(self, session_id: str, seq: int) -> int | None:
+        engine = await self._engine()
+        async with engine.connect() as connection:
+            await connection.execution_options(**_READ_OPTIONS)
+            turn: int | None = await connection.scalar(
+                select(_items.c.turn).where(_items.c.session_id == session_id, _items.c.seq == seq)
+            )
+            return turn
+
+    async def record_turns(self, session_id: str, records: Sequence[TurnRecord]) -> None:
+        async def record(connection: AsyncConnection) -> None:
+            exists = await connection.scalar(
+                select(_sessions.c.session_id).where(_sessions.c.session_id == session_id)
+            )
+            if exists is None:
+                return
+            rows = [
+                {
+                    "session_id": session_id,
+                    "turn": r.turn,
+                    "status": r.status,
+                    "agent": r.agent,
+                    "model": r.model,
+                    "requests": r.requests,
+                    "input_tokens": r.input_tokens,
+                    "output_tokens": r.output_tokens,
+                    "total_tokens": r.total_tokens,
+                    "started_at": r.started_at,
+                    "finished_at": r.finished_at,
+                }
+                for r in records
+            ]
+            await connection.execute(_RECORD_TURN, rows)
+
+        if records:
+            await self._write("record_turns", record)
 
     async def remove(self, session_id: str, seq: int, now: datetime) -> bool:
         async def remove(connection: AsyncConnection) -> bool:
@@ -143,9 +206,16 @@ class CoreBackend:
                 values["turn_count"] = case(
                     (_sessions.c.turn_count == turn, turn - 1), else_=_sessions.c.turn_count
                 )
-            await connection.execute(
-                update(_sessions).where(_sessions.c.session_id == session_id).values(values)
+            counted = await connection.execute(
+                update(_sessions)
+                .where(_sessions.c.session_id == session_id)
+                .values(values)
+                .returning(_sessions.c.turn_count)
             )
+            if counted.scalar_one() == turn - 1:
+                await connection.execute(
+                    delete(_turns).where(_turns.c.session_id == session_id, _turns.c.turn == turn)
+                )
             return True
 
         return await self._write("pop_item", remove)

@@ -39,7 +39,7 @@ from sqlalchemy.engine import URL
 
 from .._engine import retried_write, unavailable
 from .._loop_resources import LoopResources
-from .base import EncodedItem, Rows, numbered
+from .base import Appended, EncodedItem, Rows, TurnRecord, numbered
 
 _T = TypeVar("_T")
 Connection = asyncpg.Connection | PoolConnectionProxy
@@ -63,38 +63,69 @@ WITH counters AS (
         turn_count = hs_sessions.turn_count + excluded.turn_count,
         updated_at = excluded.updated_at
     RETURNING last_seq, turn_count
-)
+), inserted AS (
 INSERT INTO hs_items (session_id, seq, turn, role, item_type, text, item, created_at)
 SELECT $1, counters.last_seq - $3 + batch.position,
        counters.turn_count - $4 + batch.turn_offset,
        batch.role, batch.item_type, batch.text, batch.item, $2
 FROM counters, unnest($5::text[], $6::text[], $7::text[], $8::text[], $9::integer[])
     WITH ORDINALITY AS batch(role, item_type, text, item, turn_offset, position)
-"""
-_READ_ALL = "SELECT seq, item FROM hs_items WHERE session_id = $1 ORDER BY seq"
-_READ_TAIL = "SELECT seq, item FROM hs_items WHERE session_id = $1 ORDER BY seq DESC LIMIT $2"
-_READ_TAIL_BELOW = (
-    "SELECT seq, item FROM hs_items WHERE session_id = $1 AND seq < $3 ORDER BY seq DESC LIMIT $2"
 )
+SELECT last_seq, turn_count FROM counters
+"""
+# History rows only: those of failed or blocked turns stay stored but are not history.
+_HISTORY = (
+    "SELECT seq, item FROM hs_items WHERE session_id = $1 AND turn NOT IN "
+    "(SELECT turn FROM hs_turns WHERE session_id = $1 AND status IN ('failed', 'blocked')) "
+)
+_READ_ALL = _HISTORY + "ORDER BY seq"
+_READ_TAIL = _HISTORY + "ORDER BY seq DESC LIMIT $2"
+_READ_TAIL_BELOW = _HISTORY + "AND seq < $3 ORDER BY seq DESC LIMIT $2"
+_TURN_OF = "SELECT turn FROM hs_items WHERE session_id = $1 AND seq = $2"
 _LOCK_SESSION = "SELECT 1 FROM hs_sessions WHERE session_id = $1 FOR UPDATE"
 # Every part sees the snapshot before the DELETE, so `below` is the row under the removed
 # one. The turn count goes back only when the removed row started the latest turn (the rule
-# of base.first_of_turn); the UPDATE runs only if the DELETE found the row.
+# of base.first_of_turn), and that turn's hs_turns row goes with it; the UPDATE runs only if
+# the DELETE found the row.
 _REMOVE = """
 WITH gone AS (DELETE FROM hs_items WHERE session_id = $1 AND seq = $2 RETURNING turn),
 below AS (
     SELECT turn FROM hs_items WHERE session_id = $1 AND seq < $2 ORDER BY seq DESC LIMIT 1
+),
+counted AS (
+    UPDATE hs_sessions
+    SET item_count = item_count - 1,
+        turn_count = CASE
+            WHEN gone.turn > 0 AND gone.turn = hs_sessions.turn_count
+                 AND gone.turn IS DISTINCT FROM (SELECT turn FROM below)
+            THEN gone.turn - 1 ELSE hs_sessions.turn_count END,
+        updated_at = $3
+    FROM gone
+    WHERE hs_sessions.session_id = $1
+    RETURNING hs_sessions.turn_count, gone.turn AS removed_turn
+),
+forgotten AS (
+    DELETE FROM hs_turns WHERE session_id = $1
+    AND turn IN (SELECT removed_turn FROM counted WHERE turn_count = removed_turn - 1)
 )
-UPDATE hs_sessions
-SET item_count = item_count - 1,
-    turn_count = CASE
-        WHEN gone.turn > 0 AND gone.turn = hs_sessions.turn_count
-             AND gone.turn IS DISTINCT FROM (SELECT turn FROM below)
-        THEN gone.turn - 1 ELSE hs_sessions.turn_count END,
-    updated_at = $3
-FROM gone
-WHERE hs_sessions.session_id = $1
-RETURNING 1
+SELECT count(*) FROM counted
+"""
+# A turn's row, or its new outcome; NULL keeps what is stored. Only for an existing session.
+_RECORD_TURN = """
+INSERT INTO hs_turns (session_id, turn, status, agent, model, requests, input_tokens,
+                      output_tokens, total_tokens, started_at, finished_at)
+SELECT $1::varchar, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11
+WHERE EXISTS (SELECT 1 FROM hs_sessions WHERE session_id = $1::varchar)
+ON CONFLICT (session_id, turn) DO UPDATE SET
+    status = excluded.status,
+    agent = coalesce(excluded.agent, hs_turns.agent),
+    model = coalesce(excluded.model, hs_turns.model),
+    requests = coalesce(excluded.requests, hs_turns.requests),
+    input_tokens = coalesce(excluded.input_tokens, hs_turns.input_tokens),
+    output_tokens = coalesce(excluded.output_tokens, hs_turns.output_tokens),
+    total_tokens = coalesce(excluded.total_tokens, hs_turns.total_tokens),
+    started_at = coalesce(hs_turns.started_at, excluded.started_at),
+    finished_at = coalesce(excluded.finished_at, hs_turns.finished_at)
 """
 _DELETE_ITEMS = "DELETE FROM hs_items WHERE session_id = $1"
 _DELETE_SESSION = "DELETE FROM hs_sessions WHERE session_id = $1"
@@ -272,7 +303,9 @@ class PostgresBackend:
 
         return await retried_write(attempt, what=what, url=self._url)
 
-    async def append(self, session_id: str, items: Sequence[EncodedItem], now: datetime) -> None:
+    async def append(
+        self, session_id: str, items: Sequence[EncodedItem], now: datetime
+    ) -> Appended:
         user_inputs = sum(1 for item in items if item.starts_turn)
         offsets = [turn for _, turn, _ in numbered(items, last_seq=0, turn_count=user_inputs)]
         arguments = (
@@ -287,14 +320,44 @@ class PostgresBackend:
             offsets,
         )
 
-        async def insert(connection: Connection) -> None:
-            await connection.execute(_APPEND, *arguments)
+        async def insert(connection: Connection) -> Appended:
+            counters = await connection.fetchrow(_APPEND, *arguments)
+            assert counters is not None  # the upsert returns the session's row
+            return Appended(last_seq=counters[0], turn=counters[1])
 
-        await self._write("add_items", insert, transaction=False)
+        return await self._write("add_items", insert, transaction=False)
+
+    async def turn_of(self, session_id: str, seq: int) -> int | None:
+        rows = await self._fetch(_TURN_OF, session_id, seq)
+        return int(rows[0][0]) if rows else None
+
+    async def record_turns(self, session_id: str, records: Sequence[TurnRecord]) -> None:
+        rows = [
+            (
+                session_id,
+                record.turn,
+                record.status,
+                record.agent,
+                record.model,
+                record.requests,
+                record.input_tokens,
+                record.output_tokens,
+                record.total_tokens,
+                record.started_at,
+                record.finished_at,
+            )
+            for record in records
+        ]
+
+        async def record(connection: Connection) -> None:
+            await connection.executemany(_RECORD_TURN, rows)
+
+        if rows:
+            await self._write("record_turns", record)
 
     async def remove(self, session_id: str, seq: int, now: datetime) -> bool:
         async def remove(connection: Connection) -> bool:
-            return await connection.fetchval(_REMOVE, session_id, seq, now) is not None
+            return bool(await connection.fetchval(_REMOVE, session_id, seq, now))
 
         return await self._write("pop_item", remove, transaction=False)
 

@@ -53,7 +53,7 @@ from .._engine import (
 )
 from ..errors import StoreClosedError
 from . import sqlite_fts as search_index
-from .base import EncodedItem, Rows, first_of_turn, numbered
+from .base import Appended, EncodedItem, Rows, TurnRecord, first_of_turn, numbered
 
 _T = TypeVar("_T")
 logger = logging.getLogger("history_store")
@@ -85,23 +85,47 @@ _INSERT = (
     "INSERT INTO hs_items (session_id, seq, turn, role, item_type, text, item, created_at) "
     "VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 )
-_ALL = "SELECT seq, item FROM hs_items WHERE session_id = ? ORDER BY seq"
-_HEAD = "SELECT seq, item FROM hs_items WHERE session_id = ? ORDER BY seq LIMIT ?"
-_TAIL = "SELECT seq, item FROM hs_items WHERE session_id = ? ORDER BY seq DESC LIMIT ?"
-_TAIL_BELOW = (
-    "SELECT seq, item FROM hs_items WHERE session_id = ? AND seq < ? ORDER BY seq DESC LIMIT ?"
+# History rows only: those of failed or blocked turns stay stored but are not history.
+# ?1 is the session id in every read.
+_HISTORY = (
+    "SELECT seq, item FROM hs_items WHERE session_id = ?1 AND turn NOT IN "
+    "(SELECT turn FROM hs_turns WHERE session_id = ?1 AND status IN ('failed', 'blocked')) "
 )
+_ALL = _HISTORY + "ORDER BY seq"
+_HEAD = _HISTORY + "ORDER BY seq LIMIT ?2"
+_TAIL = _HISTORY + "ORDER BY seq DESC LIMIT ?2"
+_TAIL_BELOW = _HISTORY + "AND seq < ?3 ORDER BY seq DESC LIMIT ?2"
+_TURN_OF = "SELECT turn FROM hs_items WHERE session_id = ? AND seq = ?"
 _DELETE_ONE = "DELETE FROM hs_items WHERE session_id = ? AND seq = ? RETURNING turn"
 _TURN_BELOW = "SELECT turn FROM hs_items WHERE session_id = ? AND seq < ? ORDER BY seq DESC LIMIT 1"
 _FORGET = "UPDATE hs_sessions SET item_count = item_count - 1, updated_at = ? WHERE session_id = ?"
 # Only when the removed item started the latest turn: the count goes back to the turn before.
 _FORGET_TURN = (
     "UPDATE hs_sessions SET item_count = item_count - 1, updated_at = ?, "
-    "turn_count = CASE WHEN turn_count = ? THEN ? ELSE turn_count END WHERE session_id = ?"
+    "turn_count = CASE WHEN turn_count = ? THEN ? ELSE turn_count END WHERE session_id = ? "
+    "RETURNING turn_count"
+)
+_FORGET_TURN_ROW = "DELETE FROM hs_turns WHERE session_id = ? AND turn = ?"
+# A turn's row, or its new outcome; None keeps what is stored. Only for an existing session.
+_RECORD_TURN = (
+    "INSERT INTO hs_turns (session_id, turn, status, agent, model, requests, input_tokens, "
+    "output_tokens, total_tokens, started_at, finished_at) "
+    "SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11 "
+    "WHERE EXISTS (SELECT 1 FROM hs_sessions WHERE session_id = ?1) "
+    "ON CONFLICT (session_id, turn) DO UPDATE SET status = excluded.status, "
+    "agent = coalesce(excluded.agent, hs_turns.agent), "
+    "model = coalesce(excluded.model, hs_turns.model), "
+    "requests = coalesce(excluded.requests, hs_turns.requests), "
+    "input_tokens = coalesce(excluded.input_tokens, hs_turns.input_tokens), "
+    "output_tokens = coalesce(excluded.output_tokens, hs_turns.output_tokens), "
+    "total_tokens = coalesce(excluded.total_tokens, hs_turns.total_tokens), "
+    "started_at = coalesce(hs_turns.started_at, excluded.started_at), "
+    "finished_at = coalesce(excluded.finished_at, hs_turns.finished_at)"
 )
 _CLEAR_ITEMS = "DELETE FROM hs_items WHERE session_id = ?"
 _CLEAR_SESSION = "DELETE FROM hs_sessions WHERE session_id = ?"
 assert tables.items.name == "hs_items" and tables.sessions.name == "hs_sessions"
+assert tables.turns.name == "hs_turns" and tables.HIDDEN_STATUSES == ("failed", "blocked")
 
 
 @contextlib.contextmanager
@@ -227,7 +251,7 @@ class SQLiteBackend:
         statement, parameters = (
             (_TAIL, (session_id, limit))
             if before is None
-            else (_TAIL_BELOW, (session_id, before, limit))
+            else (_TAIL_BELOW, (session_id, limit, before))
         )
         rows = self._read_inline(statement, parameters) if limit <= INLINE_READ_ROWS else None
         if rows is None:
@@ -303,15 +327,45 @@ class SQLiteBackend:
 
         return await finish_despite_cancellation(asyncio.wrap_future(future), drop_or_stop_retrying)
 
-    async def append(self, session_id: str, items: Sequence[EncodedItem], now: datetime) -> None:
+    async def append(
+        self, session_id: str, items: Sequence[EncodedItem], now: datetime
+    ) -> Appended:
         """Store a batch in one transaction: the counters bumped, then every row."""
         rows_to_index = self._rows_to_index + sum(1 for item in items if item.text is not None)
         # Indexing in the same transaction, not on the writer thread: a background indexing
         # transaction would hold the write lock and send every concurrent write the slow way.
         index_now = rows_to_index >= search_index.FLUSH_EVERY_ROWS
         stamp = _format_datetime(now)
-        await self._write("add_items", _append, session_id, items, stamp, index_now)
+        appended = await self._write("add_items", _append, session_id, items, stamp, index_now)
         self._rows_to_index = 0 if index_now else rows_to_index
+        return appended
+
+    async def turn_of(self, session_id: str, seq: int) -> int | None:
+        rows = self._read_inline(_TURN_OF, (session_id, seq))
+        if rows is None:
+            rows = await asyncio.to_thread(self._read, _TURN_OF, (session_id, seq), inline=False)
+        return rows[0][0] if rows else None
+
+    async def record_turns(self, session_id: str, records: Sequence[TurnRecord]) -> None:
+        """Write how turns ended, in one transaction."""
+        rows = [
+            (
+                session_id,
+                record.turn,
+                record.status,
+                record.agent,
+                record.model,
+                record.requests,
+                record.input_tokens,
+                record.output_tokens,
+                record.total_tokens,
+                _format_optional(record.started_at),
+                _format_optional(record.finished_at),
+            )
+            for record in records
+        ]
+        if rows:
+            await self._write("record_turns", _record_turns, rows)
 
     async def remove(self, session_id: str, seq: int, now: datetime) -> bool:
         """Delete one item and count it out; ``False`` if it was already gone."""
@@ -342,13 +396,21 @@ def _run_transaction(
         return result
 
 
+def _format_optional(value: datetime | None) -> str | None:
+    return _format_datetime(value) if value is not None else None
+
+
+def _record_turns(connection: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
+    connection.executemany(_RECORD_TURN, rows)
+
+
 def _append(
     connection: sqlite3.Connection,
     session_id: str,
     items: Sequence[EncodedItem],
     stamp: str,
     index_now: bool,
-) -> None:
+) -> Appended:
     count = len(items)
     user_inputs = sum(1 for item in items if item.starts_turn)
     last_seq, turn_count = connection.execute(
@@ -363,6 +425,7 @@ def _append(
     )
     if index_now:
         search_index.flush(connection)
+    return Appended(last_seq=last_seq, turn=turn_count)
 
 
 def _remove(connection: sqlite3.Connection, session_id: str, seq: int, stamp: str) -> bool:
@@ -372,7 +435,11 @@ def _remove(connection: sqlite3.Connection, session_id: str, seq: int, stamp: st
     (turn,) = removed
     below = connection.execute(_TURN_BELOW, (session_id, seq)).fetchone()
     if first_of_turn(turn, below[0] if below is not None else None):
-        connection.execute(_FORGET_TURN, (stamp, turn, turn - 1, session_id))
+        (turn_count,) = connection.execute(
+            _FORGET_TURN, (stamp, turn, turn - 1, session_id)
+        ).fetchone()
+        if turn_count == turn - 1:
+            connection.execute(_FORGET_TURN_ROW, (session_id, turn))
     else:
         connection.execute(_FORGET, (stamp, session_id))
     return True

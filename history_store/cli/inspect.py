@@ -9,6 +9,8 @@ import argparse
 from typing import Any
 
 from ..tools import inspect
+from ..tools.search import search
+from ..tools.sql import sql
 from ._command import add_command
 from ._output import cell, plural, print_json, print_line, print_table, when
 
@@ -40,16 +42,28 @@ async def _sessions(args: argparse.Namespace) -> int:
 
 async def _show(args: argparse.Namespace) -> int:
     items = await inspect.show(args.session, args.url, turn=args.turn, last=args.last)
+    turns = await inspect.turns(args.session, args.url, turn=args.turn, last=args.last)
     if args.json:
-        print_json({"session_id": args.session, "items": items})
+        print_json({"session_id": args.session, "items": items, "turns": turns})
         return 0
     rows = [(i.seq, i.turn, i.role, i.item_type, i.text) for i in items]
     print_table(["SEQ", "TURN", "ROLE", "TYPE", "TEXT"], rows, empty="no items")
+    if turns:
+        # How each turn ended and what the provider reported for it.
+        print_line("")
+        print_table(
+            ["TURN", "STATUS", "AGENT", "MODEL", "REQUESTS", "INPUT", "OUTPUT", "TOTAL"],
+            [
+                (t.turn, t.status, t.agent, t.model, t.requests, t.input_tokens,
+                 t.output_tokens, t.total_tokens)
+                for t in turns
+            ],
+        )  # fmt: skip
     return 0
 
 
 async def _search(args: argparse.Namespace) -> int:
-    hits = await inspect.search(args.text, args.url, session_id=args.session, limit=args.limit)
+    hits = await search(args.text, args.url, session_id=args.session, limit=args.limit)
     if args.json:
         print_json({"query": args.text, "hits": hits})
         return 0
@@ -59,7 +73,7 @@ async def _search(args: argparse.Namespace) -> int:
 
 
 async def _sql(args: argparse.Namespace) -> int:
-    result = await inspect.sql(args.query, args.url)
+    result = await sql(args.query, args.url)
     if args.json:
         print_json({"columns": result.columns, "rows": result.rows})
         return 0
@@ -83,6 +97,13 @@ async def _stats(args: argparse.Namespace) -> int:
         ("database bytes", stats.database_bytes),
     ]
     rows += [(f"items of type {name}", count) for name, count in stats.items_by_type.items()]
+    rows += [(f"turns {status}", count) for status, count in stats.turns_by_status.items()]
+    rows += [
+        ("model requests", stats.requests),
+        ("input tokens", stats.input_tokens),
+        ("output tokens", stats.output_tokens),
+        ("total tokens", stats.total_tokens),
+    ]
     print_table(["STAT", "VALUE"], rows)
     return 0
 

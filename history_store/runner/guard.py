@@ -7,7 +7,7 @@ the model answers without the earlier turns. ``OpenAIChatCompletionsModel`` logs
 :class:`~history_store.ServerManagedStateError`, at two levels:
 
 * :func:`check_server_state`: before a run starts (``history_store.Runner`` and ``install()``
-  call it), for every agent the run can reach;
+  call it), for every agent the run can reach, each against the ids the SDK would give it;
 * :func:`strict_model` / :class:`StrictModelProvider`: at the model call, for code that uses
   plain ``agents.Runner``.
 """
@@ -35,7 +35,15 @@ from agents.run_state import RunState
 from agents.tool import Tool
 
 from ..errors import ServerManagedStateError
-from .models import Backend, is_chat_completions, reachable_agents, resolve_backend, unwrap
+from .models import (
+    AgentTool,
+    ResolvedModel,
+    agent_tools,
+    handoff_agents,
+    is_chat_completions,
+    resolve_model,
+    unwrap,
+)
 
 if TYPE_CHECKING:
     from openai.types.responses.response_prompt_param import ResponsePromptParam
@@ -48,11 +56,25 @@ __all__ = [
     "strict_model",
 ]
 
-_ADVICE = (
-    "Chat Completions keeps no conversation on the server, so the SDK would drop it and the "
-    "model would see only the new input. Pass the history through a session instead "
-    "(history_store.Runner attaches one when these parameters are left out; or pass "
-    "session=store.session(...)), or run the agent on a Responses model "
+_WHY = (
+    "Chat Completions keeps no conversation on the server, so the SDK would drop these ids "
+    "and the model would see only the new input."
+)
+_RUN_ADVICE = (
+    "Leave them out: history_store.Runner (or agents.Runner after history_store.install()) "
+    "then keeps the conversation in a session and sends it with every request (pass "
+    "session_id=... to continue one, or session=store.session(...)). Or run the agent on a "
+    "Responses model (OpenAIResponsesModel, or OpenAIProvider(use_responses=True))."
+)
+_TOOL_ADVICE = (
+    "A nested run gets only the input the tool is called with. Leave these ids out of "
+    "as_tool(); to give the tool's agent a conversation of its own, pass "
+    "as_tool(session=store.session(...)). Or run that agent on a Responses model "
+    "(OpenAIResponsesModel, or OpenAIProvider(use_responses=True))."
+)
+_MODEL_ADVICE = (
+    "Pass the history through a session instead (session=store.session(...), or run with "
+    "history_store.Runner, which attaches one), or use a Responses model "
     "(OpenAIResponsesModel, or OpenAIProvider(use_responses=True))."
 )
 
@@ -83,21 +105,33 @@ def server_state_parameters(
     return names
 
 
+def current_agent(starting_agent: Agent[Any], input: object) -> Agent[Any]:
+    """The agent a run starts on: a resumed ``RunState``'s current agent, else the given one."""
+    agent = input._current_agent if isinstance(input, RunState) else None
+    return agent if isinstance(agent, Agent) else starting_agent
+
+
 def _describe(names: list[str]) -> str:
     if len(names) == 1:
-        return f"{names[0]} was passed"
-    return f"{', '.join(names[:-1])} and {names[-1]} were passed"
+        return names[0]
+    return f"{', '.join(names[:-1])} and {names[-1]}"
 
 
-def _refusal(names: list[str], backend: Backend, start: Agent[Any]) -> ServerManagedStateError:
-    where = (
-        f"agent {backend.agent.name!r}"
-        if backend.agent is start
-        else f"agent {backend.agent.name!r} (reachable from {start.name!r} by handoff or as a tool)"
-    )
+def _refusal(
+    names: list[str], resolved: ResolvedModel, start: Agent[Any], tool: AgentTool | None
+) -> ServerManagedStateError:
+    where = f"agent {resolved.agent.name!r}"
+    if resolved.agent is not start:
+        where += f", reachable from {start.name!r} by handoff,"
+    runs_on = f"{where} runs on {resolved.model_class}, a Chat Completions model. {_WHY}"
+    if tool is None:
+        verb = "was" if len(names) == 1 else "were"
+        return ServerManagedStateError(
+            f"{_describe(names)} {verb} passed, but {runs_on} {_RUN_ADVICE}"
+        )
     return ServerManagedStateError(
-        f"{_describe(names)}, but {where} runs on {backend.model_class}, a Chat Completions "
-        f"model. {_ADVICE}"
+        f"{_describe(names)} given to the tool {tool.name!r} (agent {tool.agent.name!r} used "
+        f"as a tool, a nested run), but {runs_on} {_TOOL_ADVICE}"
     )
 
 
@@ -112,11 +146,19 @@ def check_server_state(
 ) -> None:
     """Raise :class:`ServerManagedStateError` if server state would be silently dropped.
 
-    That is when ``previous_response_id``, ``conversation_id`` or
-    ``auto_previous_response_id=True`` is in effect (given, or carried by a ``RunState``
-    ``input``) and the starting agent, or any agent reachable from it by handoffs or as a tool,
-    resolves to a Chat Completions model under ``run_config``. It only resolves models: no
-    request is sent, no session is touched, no guardrail or tool runs.
+    The SDK's semantics decide which ids reach which agent:
+
+    * the run's ``previous_response_id``, ``conversation_id`` or
+      ``auto_previous_response_id=True`` (given, or carried by a ``RunState`` ``input``) go
+      with the run to its starting agent and every agent reachable from it by handoffs: any
+      of them on Chat Completions under ``run_config`` is refused;
+    * an agent used as a tool runs a nested run that never gets the outer ids, only those
+      given to ``as_tool(previous_response_id=..., conversation_id=...)``, under
+      ``as_tool(run_config=...)`` (else the outer run's): each nested graph is checked against
+      its own ids, the same way, before the outer run sends anything.
+
+    It only resolves models: no request is sent, no session is touched, no guardrail or tool
+    runs.
     """
     names = server_state_parameters(
         input,
@@ -124,14 +166,40 @@ def check_server_state(
         conversation_id=conversation_id,
         auto_previous_response_id=auto_previous_response_id,
     )
-    if not names:
-        return
-    start = input._current_agent if isinstance(input, RunState) else None
-    start = start if isinstance(start, Agent) else starting_agent
-    for agent in reachable_agents(start):
-        backend = resolve_backend(agent, run_config)
-        if backend.chat_completions:
-            raise _refusal(names, backend, start)
+    _check_run(current_agent(starting_agent, input), names, run_config, None, set())
+
+
+def _check_run(
+    start: Agent[Any],
+    names: list[str],
+    run_config: RunConfig,
+    tool: AgentTool | None,
+    checked: set[tuple[int, str | None, str | None, int]],
+) -> None:
+    """One run's ids against its handoff graph, then each agent tool's nested run."""
+    agents = handoff_agents(start)
+    if names:
+        for agent in agents:
+            resolved = resolve_model(agent, run_config)
+            if resolved.chat_completions:
+                raise _refusal(names, resolved, start, tool)
+    for agent in agents:
+        for nested in agent_tools(agent):
+            key = (
+                id(nested.agent),
+                nested.previous_response_id,
+                nested.conversation_id,
+                id(nested.run_config),
+            )
+            if key in checked:  # graphs may have cycles
+                continue
+            checked.add(key)
+            nested_names = server_state_parameters(
+                None,
+                previous_response_id=nested.previous_response_id,
+                conversation_id=nested.conversation_id,
+            )
+            _check_run(nested.agent, nested_names, nested.run_config or run_config, nested, checked)
 
 
 class StrictModel(Model):
@@ -166,7 +234,8 @@ class StrictModel(Model):
         if names:
             model_class = type(unwrap(self)).__name__
             raise ServerManagedStateError(
-                f"{_describe(names)} to {model_class}, a Chat Completions model. {_ADVICE}"
+                f"{_describe(names)} {'was' if len(names) == 1 else 'were'} passed to "
+                f"{model_class}, a Chat Completions model. {_WHY} {_MODEL_ADVICE}"
             )
 
     async def get_response(

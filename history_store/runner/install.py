@@ -15,7 +15,14 @@ from agents.run import Runner as SDKRunner
 
 from ..store import HistoryStore
 from . import _sdk
-from .run import RunCall, inside_run, invoke, invoke_run, mark, prepare
+from ._prepare import PreparedRun, RunCall
+from .run import (
+    inside_run,
+    prepare_call,
+    run_prepared,
+    run_streamed_prepared,
+    run_sync_prepared,
+)
 
 __all__ = ["install", "uninstall", "installed"]
 # run_streamed takes these positionally after (starting_agent, input); run and run_sync take
@@ -34,25 +41,22 @@ _STREAMED_POSITIONAL = (
 _store: HistoryStore | None = None
 
 
-def _prepare(starting_agent: Any, input: Any, kwargs: dict[str, Any]) -> RunCall:
+def _prepare(starting_agent: Any, input: Any, kwargs: dict[str, Any]) -> PreparedRun:
     store = kwargs.pop("store", None)
     session_id = kwargs.pop("session_id", None)
     call = RunCall(starting_agent, input, **kwargs)
     with _sdk.lock:
         store = store if store is not None else _store
     # A run started inside another (an agent used as a tool) is a separate conversation.
-    return prepare(call, store=store, session_id=session_id, auto_attach=not inside_run())
+    return prepare_call(call, store=store, session_id=session_id, nested=inside_run())
 
 
 async def _run(cls: type, /, starting_agent: Any, input: Any, **kwargs: Any) -> RunResult:
-    call = _prepare(starting_agent, input, kwargs)
-    return mark(await invoke_run(call), call.session)
+    return await run_prepared(_prepare(starting_agent, input, kwargs))
 
 
 def _run_sync(cls: type, /, starting_agent: Any, input: Any, **kwargs: Any) -> RunResult:
-    call = _prepare(starting_agent, input, kwargs)
-    result: RunResult = invoke("run_sync", call)
-    return mark(result, call.session)
+    return run_sync_prepared(_prepare(starting_agent, input, kwargs))
 
 
 def _run_streamed(
@@ -64,9 +68,7 @@ def _run_streamed(
         if name in kwargs:
             raise TypeError(f"run_streamed() got multiple values for argument {name!r}")
         kwargs[name] = value
-    call = _prepare(starting_agent, input, kwargs)
-    result: RunResultStreaming = invoke("run_streamed", call)
-    return mark(result, call.session)
+    return run_streamed_prepared(_prepare(starting_agent, input, kwargs))
 
 
 _PATCHES: dict[str, Any] = {
@@ -82,7 +84,9 @@ def install(store: HistoryStore | None = None) -> None:
     After this, ``agents.Runner.run/run_sync/run_streamed`` behave as
     :class:`history_store.Runner`'s (they also accept ``session_id=`` and ``store=``), taking
     sessions from ``store`` (default: :func:`history_store.default_store`). Runs started from
-    inside a run (agents used as tools) are guarded but get no session attached.
+    inside a run (agents used as tools) are guarded but get no session attached, and a
+    refusal of theirs ends the outer run with :class:`ServerManagedStateError` instead of
+    becoming a tool error the model reads.
 
     Calling it again keeps one patch in place and only replaces the store. Undo it with
     :func:`uninstall`.

@@ -3,39 +3,41 @@
 On a Chat Completions backend the SDK cannot use ``previous_response_id`` or
 ``conversation_id``; history has to travel through a session. This runner:
 
-* refuses server-state parameters before anything happens when any agent of the run is on
-  Chat Completions (:func:`history_store.guard.check_server_state`);
-* attaches ``store.session(id)`` when the starting agent is on Chat Completions and no
-  ``session`` was given, and says which on the result (:func:`session_used`);
-* leaves out of the model input stored items Chat Completions cannot take (kept in the store);
-* stores a retried input once: after a failed model call the SDK has already stored the input,
-  and running the same input again reuses it (``chat_history.is_retry_of_unanswered_input``).
+* refuses server-state ids before anything happens wherever the SDK would drop them
+  (:func:`history_store.runner.guard.check_server_state`);
+* attaches a session when an agent the run reaches by handoff is on Chat Completions and no
+  ``session`` was given, one of its own unless an id says which (``_prepare``), and says
+  which on the result (:func:`session_used`);
+* leaves out of every Chat Completions request the items it cannot take (kept stored);
+* records how each turn ended, and the usage reported for it, in ``hs_turns``; the items of
+  a failed or blocked turn stay stored and are never sent again (``_outcome``).
 
 Everything else is ``agents.Runner``: same arguments, same results, same errors.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import contextvars
-import dataclasses
 import threading
-from dataclasses import dataclass
+import warnings
+from collections.abc import AsyncIterator, Coroutine, Iterator
 from typing import Any, TypeVar
 
 from agents import Agent, RunConfig, RunHooks, RunResult, RunResultStreaming
 from agents.items import TResponseInputItem
 from agents.memory import Session
 from agents.run import DEFAULT_MAX_TURNS
-from agents.run_config import _coerce_run_config
 from agents.run_error_handlers import RunErrorHandlers
 from agents.run_state import RunState
+from agents.stream_events import StreamEvent
 
 from .._engine import resolve_url
+from ..errors import ServerManagedStateError
 from ..store import HistoryStore
+from ._prepare import PreparedRun, RunCall, prepare
 from ._sdk import original_runner_method
-from .chat_history import chat_history_callback
-from .guard import check_server_state, server_state_parameters
-from .models import resolve_backend
 
 __all__ = ["Runner", "default_store", "session_used", "SESSION_ATTRIBUTE"]
 
@@ -46,10 +48,15 @@ SESSION_ATTRIBUTE = "history_session"
 """Name of the attribute set on every result: the session the run used, or ``None``."""
 
 _default_stores: dict[str, HistoryStore] = {}
+_default_stores_lock = threading.Lock()
 # True inside a run started through history_store: a run started from within it (an agent used
 # as a tool calls agents.Runner) is a sub-conversation and must not get the outer run's session.
 _in_run = contextvars.ContextVar("history_store_in_run", default=False)
-_default_stores_lock = threading.Lock()
+# The refusals of the run this context is inside: a nested run's refusal goes there, so the
+# outer run raises it instead of the SDK turning it into a tool error the model reads.
+_outer_refusals: contextvars.ContextVar[list[ServerManagedStateError] | None] = (
+    contextvars.ContextVar("history_store_outer_refusals", default=None)
+)
 
 
 def default_store(url: str | None = None) -> HistoryStore:
@@ -68,101 +75,13 @@ def default_store(url: str | None = None) -> HistoryStore:
 
 
 def session_used(result: RunResult | RunResultStreaming) -> Session | None:
-    """The session a ``history_store`` run read and wrote (attached or passed), or ``None``."""
+    """The session a ``history_store`` run read and wrote (attached or passed), or ``None``.
+
+    For a session attached without an id, ``session_used(result).session_id`` is the id to
+    pass as ``session_id=`` to continue that conversation.
+    """
     session: Session | None = getattr(result, SESSION_ATTRIBUTE, None)
     return session
-
-
-@dataclass
-class RunCall:
-    """One run's arguments, as ``agents.Runner`` takes them."""
-
-    starting_agent: Agent[Any]
-    input: str | list[TResponseInputItem] | RunState[Any]
-    context: Any = None
-    max_turns: int | None = DEFAULT_MAX_TURNS
-    hooks: RunHooks[Any] | None = None
-    run_config: RunConfig | dict[str, Any] | None = None
-    error_handlers: RunErrorHandlers[Any] | None = None
-    previous_response_id: str | None = None
-    auto_previous_response_id: bool = False
-    conversation_id: str | None = None
-    session: Session | None = None
-
-    def sdk_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments for ``agents.Runner`` (everything but agent and input)."""
-        values = {field.name: getattr(self, field.name) for field in dataclasses.fields(self)}
-        del values["starting_agent"], values["input"]
-        return values
-
-
-def _config_for_resolution(run_config: RunConfig | dict[str, Any] | None) -> RunConfig:
-    # The SDK builds its own RunConfig (and MultiProvider) from None or a dict; one built the
-    # same way here resolves models to the same classes, and only ever resolves them.
-    return RunConfig() if run_config is None else _coerce_run_config(run_config)
-
-
-def _with_chat_filter(
-    run_config: RunConfig | dict[str, Any] | None, resolved: RunConfig, session_id: str
-) -> RunConfig | dict[str, Any]:
-    callback = chat_history_callback(session_id, resolved.session_input_callback)
-    if isinstance(run_config, RunConfig):
-        return dataclasses.replace(run_config, session_input_callback=callback)
-    # Stay a dict so the SDK still creates, and closes, the model provider it owns.
-    return {**(run_config or {}), "session_input_callback": callback}
-
-
-def prepare(
-    call: RunCall,
-    *,
-    store: HistoryStore | None,
-    session_id: str | None,
-    auto_attach: bool = True,
-) -> RunCall:
-    """Check ``call`` and return it as the SDK should run it.
-
-    Raises :class:`ServerManagedStateError` (from :func:`check_server_state`) before any
-    model, session, guardrail or tool is touched. Otherwise, when the run's agent is on Chat
-    Completions and ``call.session`` is ``None``, attaches ``store.session(id)`` (``id``:
-    ``session_id``, else ``run_config.group_id``, else the store's default) unless
-    ``auto_attach`` is False; on any backend, an explicit ``session_id`` asks for a session.
-    With a session on Chat Completions, history the model cannot take is filtered on read.
-    """
-    resolved = _config_for_resolution(call.run_config)
-    check_server_state(
-        call.starting_agent,
-        call.input,
-        resolved,
-        previous_response_id=call.previous_response_id,
-        conversation_id=call.conversation_id,
-        auto_previous_response_id=call.auto_previous_response_id,
-    )
-    if server_state_parameters(
-        call.input,
-        previous_response_id=call.previous_response_id,
-        conversation_id=call.conversation_id,
-        auto_previous_response_id=call.auto_previous_response_id,
-    ):
-        return call  # a Responses run with server state: nothing to attach
-    agent = call.input._current_agent if isinstance(call.input, RunState) else None
-    agent = agent if isinstance(agent, Agent) else call.starting_agent
-    chat = resolve_backend(agent, resolved).chat_completions
-    session = call.session
-    if session is None and (session_id is not None or (chat and auto_attach)):
-        chosen = store if store is not None else default_store()
-        session = chosen.session(session_id if session_id is not None else resolved.group_id)
-    if session is None:
-        return call
-    run_config = call.run_config
-    if chat:
-        run_config = _with_chat_filter(run_config, resolved, session.session_id)
-    return dataclasses.replace(call, session=session, run_config=run_config)
-
-
-def mark(result: _R, session: Session | None) -> _R:
-    """Record on ``result`` which session the run used (see :func:`session_used`)."""
-    setattr(result, SESSION_ATTRIBUTE, session)
-    return result
 
 
 def inside_run() -> bool:
@@ -170,46 +89,142 @@ def inside_run() -> bool:
     return _in_run.get()
 
 
-def invoke(name: str, call: RunCall) -> Any:
-    """Call the SDK's ``agents.Runner.<name>`` with ``call``, marked as inside a run.
-
-    Returns what it returns (a coroutine for ``run``); the mark covers the synchronous part,
-    where ``run_sync`` and ``run_streamed`` create the task that copies this context.
-    """
-    token = _in_run.set(True)
+def prepare_call(
+    call: RunCall, *, store: HistoryStore | None, session_id: str | None, nested: bool = False
+) -> PreparedRun:
+    """:func:`prepare` with the process's default store. A ``nested`` run (started inside
+    another under ``install()``) attaches nothing by itself, and its refusal is handed to the
+    run it is nested in."""
     try:
-        return original_runner_method(name)(call.starting_agent, call.input, **call.sdk_kwargs())
-    finally:
-        _in_run.reset(token)
+        return prepare(
+            call,
+            store=store,
+            session_id=session_id,
+            default_store=default_store,
+            auto_attach=not nested,
+        )
+    except ServerManagedStateError as refusal:
+        outer = _outer_refusals.get()
+        if nested and outer is not None:
+            outer.append(refusal)
+        raise
 
 
-async def invoke_run(call: RunCall) -> RunResult:
-    """``invoke("run", call)`` awaited, marked as inside a run until it returns."""
-    token = _in_run.set(True)
+@contextlib.contextmanager
+def _running(prepared: PreparedRun) -> Iterator[None]:
+    """The context the SDK's run starts in; its tasks copy it."""
+    in_run = _in_run.set(True)
+    refusals = _outer_refusals.set(prepared.refusals)
     try:
-        result: RunResult = await invoke("run", call)
-        return result
+        with prepared.outcome.watching():
+            yield
     finally:
-        _in_run.reset(token)
+        _outer_refusals.reset(refusals)
+        _in_run.reset(in_run)
+
+
+def _mark(result: _R, prepared: PreparedRun) -> _R:
+    setattr(result, SESSION_ATTRIBUTE, prepared.call.session)
+    return result
+
+
+def _sdk(name: str, prepared: PreparedRun) -> Any:
+    call = prepared.call
+    return original_runner_method(name)(call.starting_agent, call.input, **call.sdk_kwargs())
+
+
+async def run_prepared(prepared: PreparedRun) -> RunResult:
+    """The SDK's ``Runner.run`` on ``prepared``, its outcome recorded."""
+    with _running(prepared):
+        try:
+            result: RunResult = await _sdk("run", prepared)
+        except BaseException as error:
+            await prepared.outcome.failed(error)
+            raise
+    await _finish(prepared, result)
+    return _mark(result, prepared)
+
+
+async def _finish(prepared: PreparedRun, result: Any) -> None:
+    if prepared.refusals:
+        # A nested run was refused in the run's last step (its tool output was final).
+        await prepared.outcome.failed(prepared.refusals[0])
+        raise prepared.refusals[0]
+    await prepared.outcome.finished(result)
+
+
+def run_sync_prepared(prepared: PreparedRun) -> RunResult:
+    """The SDK's ``Runner.run_sync`` on ``prepared``, its outcome recorded on the same loop."""
+    with _running(prepared):
+        try:
+            result: RunResult = _sdk("run_sync", prepared)
+        except BaseException as error:
+            _on_run_sync_loop(prepared, prepared.outcome.failed(error))
+            raise
+    if prepared.refusals:
+        _on_run_sync_loop(prepared, prepared.outcome.failed(prepared.refusals[0]))
+        raise prepared.refusals[0]
+    _on_run_sync_loop(prepared, prepared.outcome.finished(result))
+    return _mark(result, prepared)
+
+
+def _on_run_sync_loop(prepared: PreparedRun, step: Coroutine[Any, Any, None]) -> None:
+    """Run ``step`` on the thread's default loop, the one ``run_sync`` ran on and left open
+    (the SDK keeps it for loop-bound session helpers)."""
+    if not prepared.outcome.active:
+        step.close()
+        return
+    policy = asyncio.get_event_loop_policy()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        loop = policy.get_event_loop()
+    if loop.is_closed():
+        loop = policy.new_event_loop()
+        policy.set_event_loop(loop)
+    loop.run_until_complete(step)
+
+
+def run_streamed_prepared(prepared: PreparedRun) -> RunResultStreaming:
+    """The SDK's ``Runner.run_streamed`` on ``prepared``; the outcome is recorded when the
+    caller's ``stream_events()`` ends (a stream nobody reads to its end records none)."""
+    with _running(prepared):
+        result: RunResultStreaming = _sdk("run_streamed", prepared)
+    events = result.stream_events
+
+    async def stream_events() -> AsyncIterator[StreamEvent]:
+        try:
+            async for event in events():
+                yield event
+        except BaseException as error:
+            await prepared.outcome.failed(error)
+            raise
+        await _finish(prepared, result)
+
+    result.stream_events = stream_events  # type: ignore[method-assign]
+    return _mark(result, prepared)
 
 
 class Runner:
-    """``agents.Runner`` with auto-attached history and the strict server-state guard.
+    """``agents.Runner`` with auto-attached history, turn status and the strict guard.
 
     ``run``, ``run_sync`` and ``run_streamed`` take exactly the arguments of
     ``agents.Runner``'s, plus two keywords:
 
-    * ``session_id``: the session to attach; default ``run_config.group_id``, else the store's
-      default id (``"default"``). Passing it attaches a session on any backend.
+    * ``session_id``: the session to attach from the store, on any backend. Without it (and
+      without ``session``), a run whose agents reach a Chat Completions model by handoff gets
+      ``store.session(id)``, ``id`` being ``run_config.group_id``, else the enclosing
+      :func:`history_store.conversation`, else a new id of its own: one-shot runs never
+      share history. Read the id back with :func:`session_used`.
     * ``store``: the :class:`HistoryStore` to attach from; default :func:`default_store`.
 
-    With a Chat Completions starting agent and no ``session``, ``store.session(id)`` is
-    attached; with a Responses agent nothing is, unless ``session_id`` is given.
-    ``previous_response_id``, ``conversation_id`` and ``auto_previous_response_id=True`` raise
-    :class:`ServerManagedStateError` (also an ``agents.exceptions.UserError``) when any agent
-    reachable from the starting one runs on Chat Completions; the error comes before any
-    request, session access, guardrail or tool, and from ``run_streamed`` itself. The result
-    carries the session used: :func:`session_used`.
+    ``session`` and ``session_id`` together raise :class:`InvalidArgumentError`.
+    ``previous_response_id``, ``conversation_id`` and ``auto_previous_response_id=True``
+    raise :class:`ServerManagedStateError` (also an ``agents.exceptions.UserError``) where
+    the SDK would drop them on a Chat Completions model: the run's ids for the agents it
+    reaches by handoff, the ids given to ``as_tool`` for an agent used as a tool. The error
+    comes before any request, session access, guardrail or tool, and from ``run_streamed``
+    itself. Each turn's status and usage go to ``hs_turns``; a failed or blocked turn's items
+    are never sent again.
     """
 
     @classmethod
@@ -235,8 +250,7 @@ class Runner:
             starting_agent, input, context, max_turns, hooks, run_config, error_handlers,
             previous_response_id, auto_previous_response_id, conversation_id, session,
         )  # fmt: skip
-        call = prepare(call, store=store, session_id=session_id)
-        return mark(await invoke_run(call), call.session)
+        return await run_prepared(prepare_call(call, store=store, session_id=session_id))
 
     @classmethod
     def run_sync(
@@ -261,9 +275,7 @@ class Runner:
             starting_agent, input, context, max_turns, hooks, run_config, error_handlers,
             previous_response_id, auto_previous_response_id, conversation_id, session,
         )  # fmt: skip
-        call = prepare(call, store=store, session_id=session_id)
-        result: RunResult = invoke("run_sync", call)
-        return mark(result, call.session)
+        return run_sync_prepared(prepare_call(call, store=store, session_id=session_id))
 
     @classmethod
     def run_streamed(
@@ -288,6 +300,4 @@ class Runner:
             starting_agent, input, context, max_turns, hooks, run_config, error_handlers,
             previous_response_id, auto_previous_response_id, conversation_id, session,
         )  # fmt: skip
-        call = prepare(call, store=store, session_id=session_id)
-        result: RunResultStreaming = invoke("run_streamed", call)
-        return mark(result, call.session)
+        return run_streamed_prepared(prepare_call(call, store=store, session_id=session_id))

@@ -55,12 +55,15 @@ async def reading(database: Database, *, schema: bool = True) -> AsyncIterator[A
     """A read-only engine on ``database``, disposed on exit.
 
     With ``schema`` (the default) the database must be at the head revision; ``schema=False``
-    is for tables that are not history_store's. An in-memory store has no file to open a
-    second time, so its own engine is used.
+    is for tables that are not history_store's. An open store is first brought to its schema
+    the way its sessions would (creating an SQLite file for ``migrate="auto"``); an in-memory
+    store has no file to open a second time, so its own engine is used.
     """
-    if isinstance(database, HistoryStore) and _in_memory(database.sqlalchemy_url):
-        yield await database.engine()
-        return
+    if isinstance(database, HistoryStore):
+        own_engine = await database.engine()
+        if _in_memory(database.sqlalchemy_url):
+            yield own_engine
+            return
     url = database_url(database)
     engine = make_engine(url, read_only=True)
     try:

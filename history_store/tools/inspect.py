@@ -1,5 +1,6 @@
 """Read-only inspection of a history database: the functions behind ``history-store``'s
-``sessions``, ``show``, ``search``, ``sql`` and ``stats`` commands.
+``sessions``, ``show`` and ``stats`` commands (``search`` and ``sql`` have modules of their
+own).
 
 Every function here opens the database read-only (SQLite ``mode=ro`` plus
 ``PRAGMA query_only``; PostgreSQL ``default_transaction_read_only``), so it never creates or
@@ -17,28 +18,27 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from .. import tables
+from .._items import load_item
 from .._time import as_utc
-from ..backends import sqlite_fts as search_index
 from ..errors import InvalidArgumentError, SessionNotFoundError
 from ._open import Database, reading
-from .sql import QueryResult, sql
 
 __all__ = [
     "SessionInfo",
     "SessionPage",
     "ItemRow",
-    "SearchHit",
-    "QueryResult",
+    "TurnInfo",
     "Stats",
     "sessions",
     "show",
-    "search",
-    "sql",
+    "turns",
     "stats",
 ]
 
 _items = tables.items
 _sessions = tables.sessions
+_turns = tables.turns
+_same_turn = (_turns.c.session_id == _items.c.session_id) & (_turns.c.turn == _items.c.turn)
 
 
 @dataclass(frozen=True)
@@ -74,18 +74,25 @@ class ItemRow:
     text: str | None
     created_at: datetime
     item: Any
+    status: str | None = None
+    """The turn's status (``hs_turns``); ``None`` when it has none recorded."""
 
 
 @dataclass(frozen=True)
-class SearchHit:
-    """One item whose text matched a :func:`search`."""
+class TurnInfo:
+    """One turn's row of ``hs_turns``: how it ended and the usage reported for it (``None``
+    where not known)."""
 
-    session_id: str
-    seq: int
     turn: int
-    role: str | None
-    item_type: str
-    text: str
+    status: str
+    agent: str | None
+    model: str | None
+    requests: int | None
+    input_tokens: int | None
+    output_tokens: int | None
+    total_tokens: int | None
+    started_at: datetime | None
+    finished_at: datetime | None
 
 
 @dataclass(frozen=True)
@@ -100,6 +107,13 @@ class Stats:
     last_activity: datetime | None
     database_bytes: int
     items_by_type: dict[str, int] = field(default_factory=dict)
+    turns_by_status: dict[str, int] = field(default_factory=dict)
+    """Turns recorded in ``hs_turns``, by status."""
+    requests: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    total_tokens: int = 0
+    """Usage reported by the providers, summed over every recorded turn."""
 
 
 def _check_limit(name: str, value: int | None) -> None:
@@ -190,12 +204,14 @@ async def show(
 
     Raises :class:`SessionNotFoundError` when the session does not exist.
     """
-    from .._items import load_item
-
     _check_limit("last", last)
     async with reading(url) as engine, engine.connect() as connection:
         session = await _require_session(connection, session_id)
-        statement = sa.select(_items).where(_items.c.session_id == session_id)
+        statement = (
+            sa.select(_items, _turns.c.status)
+            .select_from(_items.outerjoin(_turns, _same_turn))
+            .where(_items.c.session_id == session_id)
+        )
         if turn is not None:
             statement = statement.where(_items.c.turn == turn)
         if last is not None:
@@ -216,66 +232,49 @@ async def show(
                 text=row.text,
                 created_at=as_utc(row.created_at),
                 item=item,
+                status=row.status,
             )
         )
     return result
 
 
-def fts5_query(text: str) -> str:
-    """Every word of ``text`` as a quoted FTS5 phrase, so punctuation is never syntax."""
-    return " ".join('"' + word.replace('"', '""') + '"' for word in text.split())
-
-
-# Constant statements: the search words, session and limit are always bound.
-_SQLITE_SEARCH = """
-    SELECT i.session_id, i.seq, i.turn, i.role, i.item_type, i.text
-    FROM hs_items_fts f JOIN hs_items i ON i.rowid = f.rowid
-    WHERE hs_items_fts MATCH :query AND (:session_id IS NULL OR i.session_id = :session_id)
-    ORDER BY i.session_id, i.seq LIMIT :limit
-"""
-# The expression matches ix_hs_items_text_fts exactly, so PostgreSQL uses that index.
-_PG_SEARCH = """
-    SELECT i.session_id, i.seq, i.turn, i.role, i.item_type, i.text FROM hs_items i
-    WHERE to_tsvector('simple', coalesce(i.text, '')) @@ plainto_tsquery('simple', :query)
-      AND (CAST(:session_id AS text) IS NULL OR i.session_id = :session_id)
-    ORDER BY i.session_id, i.seq LIMIT :limit
-"""
-
-
-async def search(
-    text: str,
+async def turns(
+    session_id: str,
     url: Database = None,
     *,
-    session_id: str | None = None,
-    limit: int = 50,
-) -> list[SearchHit]:
-    """Items whose text contains every word of ``text``, in session and seq order.
+    turn: int | None = None,
+    last: int | None = None,
+) -> list[TurnInfo]:
+    """The recorded turns of a session (``hs_turns``), in order: status, agent, model and
+    usage. ``turn`` and ``last`` select as in :func:`show`. Turns with nothing recorded
+    (stored by plain ``agents.Runner``) are not listed.
 
-    Matching is by whole words, case-insensitive (SQLite FTS5 ``unicode61``; PostgreSQL
-    ``to_tsvector('simple', ...)``). ``session_id`` limits the search to one session.
+    Raises :class:`SessionNotFoundError` when the session does not exist.
     """
-    _check_limit("limit", limit)
-    if not text.split():
-        raise InvalidArgumentError("search text is empty; give at least one word")
+    _check_limit("last", last)
     async with reading(url) as engine, engine.connect() as connection:
-        if connection.dialect.name != "sqlite":
-            rows = await connection.execute(
-                sa.text(_PG_SEARCH), {"query": text, "session_id": session_id, "limit": limit}
-            )
-            return [SearchHit(*row) for row in rows]
-        indexed = await connection.execute(
-            sa.text(_SQLITE_SEARCH),
-            {"query": fts5_query(text), "session_id": session_id, "limit": limit},
+        session = await _require_session(connection, session_id)
+        statement = sa.select(_turns).where(_turns.c.session_id == session_id)
+        if turn is not None:
+            statement = statement.where(_turns.c.turn == turn)
+        if last is not None:
+            statement = statement.where(_turns.c.turn > session.turn_count - last)
+        rows = (await connection.execute(statement.order_by(_turns.c.turn))).all()
+    return [
+        TurnInfo(
+            turn=row.turn,
+            status=row.status,
+            agent=row.agent,
+            model=row.model,
+            requests=row.requests,
+            input_tokens=row.input_tokens,
+            output_tokens=row.output_tokens,
+            total_tokens=row.total_tokens,
+            started_at=as_utc(row.started_at) if row.started_at is not None else None,
+            finished_at=as_utc(row.finished_at) if row.finished_at is not None else None,
         )
-        hits = [SearchHit(*row) for row in indexed]
-        # Rows written since the index was last brought up to date (see backends/sqlite_fts.py).
-        query_words = search_index.words(text)
-        queued = await connection.execute(
-            sa.text(search_index.PENDING_ROWS), {"session_id": session_id}
-        )
-        hits += [SearchHit(*row) for row in queued if search_index.matches(query_words, row.text)]
-        hits.sort(key=lambda hit: (hit.session_id, hit.seq))
-        return hits[:limit]
+        for row in rows
+    ]
 
 
 async def _database_bytes(connection: AsyncConnection) -> int:
@@ -288,8 +287,8 @@ async def _database_bytes(connection: AsyncConnection) -> int:
 
 
 async def stats(url: Database = None) -> Stats:
-    """Totals over the whole database: sessions, items, turns, activity span, size, and the
-    number of items of each type."""
+    """Totals over the whole database: sessions, items, turns, activity span, size, the
+    number of items of each type, turns by status and the usage reported for them."""
     async with reading(url) as engine, engine.connect() as connection:
         totals = (
             await connection.execute(
@@ -308,6 +307,27 @@ async def stats(url: Database = None) -> Stats:
             .order_by(_items.c.item_type)
         )
         counts = {str(name): int(count) for name, count in by_type}
+        by_status = await connection.execute(
+            sa.select(_turns.c.status, sa.func.count())
+            .group_by(_turns.c.status)
+            .order_by(_turns.c.status)
+        )
+        statuses = {str(name): int(count) for name, count in by_status}
+        usage = (
+            await connection.execute(
+                sa.select(
+                    *(
+                        sa.func.coalesce(sa.func.sum(column), 0)
+                        for column in (
+                            _turns.c.requests,
+                            _turns.c.input_tokens,
+                            _turns.c.output_tokens,
+                            _turns.c.total_tokens,
+                        )
+                    )
+                )
+            )
+        ).one()
         size = await _database_bytes(connection)
     first, last = totals[3], totals[4]
     return Stats(
@@ -318,4 +338,9 @@ async def stats(url: Database = None) -> Stats:
         last_activity=as_utc(last) if last is not None else None,
         database_bytes=size,
         items_by_type=counts,
+        turns_by_status=statuses,
+        requests=int(usage[0]),
+        input_tokens=int(usage[1]),
+        output_tokens=int(usage[2]),
+        total_tokens=int(usage[3]),
     )

@@ -1,4 +1,5 @@
-"""Token counting: the estimate's rule, tiktoken's path and the fallback, and calibration.
+"""Token counting: the estimate's rule, tiktoken's path and the fallback, and calibration
+against a server that counts more than the client.
 
 ``default_counter`` depends on the process (is tiktoken importable, is its ``o200k_base`` file
 cached, has LiteLLM pointed ``TIKTOKEN_CACHE_DIR`` at its own copy), so its paths run in fresh
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from openai import OpenAI
 
 from history_store import InvalidArgumentError
 from history_store.budget.tokens import (
@@ -30,6 +32,7 @@ from history_store.budget.tokens import (
     calibrated,
     calibration_ratio,
 )
+from history_store.testing import StubModelServer
 
 # The file name tiktoken caches o200k_base under: the SHA-1 of its download URL.
 O200K_CACHE_NAME = "fb374d419588a4632f3f557e76b4b70aebbca790"
@@ -274,3 +277,27 @@ def test_calibrated_rounds_up_but_never_for_a_floats_last_bit() -> None:
     assert calibrated(10, 1.0) == 10
     with pytest.raises(InvalidArgumentError, match="ratio"):
         calibrated(10, 0)
+
+
+def test_calibration_respects_a_server_that_counts_more() -> None:
+    """A server counting 30% more than the estimate: uncalibrated, the estimate says a
+    request fits when the server refuses it; calibrated by earlier usage, it does not."""
+    limit = 400
+    with StubModelServer(token_scale=1.3, max_context_tokens=limit) as server:
+        client = OpenAI(base_url=server.base_url, api_key="k", max_retries=0)
+        messages: list[dict[str, Any]] = []
+        observations: list[tuple[int, int]] = []
+        for turn in range(4):
+            messages.append({"role": "user", "content": f"turn {turn} " + "w" * 150})
+            ours = sum(estimate.count_item(m) for m in messages)
+            usage = client.chat.completions.create(model="m", messages=messages).usage
+            assert usage is not None
+            observations.append((ours, usage.prompt_tokens))
+            messages.append({"role": "assistant", "content": "ok"})
+        ratio = calibration_ratio(observations)
+        assert 1.3 <= ratio < 1.32
+
+        messages.append({"role": "user", "content": "w" * 600})
+        ours = sum(estimate.count_item(m) for m in messages)
+        assert ours <= limit < calibrated(ours, ratio)  # the raw estimate would send it
+        assert server.count_request_tokens({"messages": messages}) > limit

@@ -72,7 +72,7 @@ class Usage:
     """Token usage for a scripted reply to report instead of the server's own count."""
 
     input_tokens: int
-    output_tokens: int = 5
+    output_tokens: int
 
 
 @dataclass(frozen=True)

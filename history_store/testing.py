@@ -6,11 +6,32 @@ It lets the whole stack run offline through the real ``openai`` client::
         client = AsyncOpenAI(base_url=server.base_url, api_key="stub", max_retries=0)
         model = OpenAIChatCompletionsModel("stub-model", client)
         ...
-        server.requests  # every request body, in order
+        server.requests  # every request received, in order
 
 By default a reply says how many messages the model was sent and echoes the last user
 text, so a test can see exactly what history reached the model. :meth:`StubModelServer.script`
-queues replies: text, a :class:`ToolCall`, or a :class:`Failure` (an HTTP error).
+queues replies: text (a ``str`` or a :class:`Reply`), a :class:`ToolCall`, or a
+:class:`Failure` (an HTTP error).
+
+It is as strict as OpenAI's servers where history_store can get things wrong, and answers
+with OpenAI's error bodies (sources in ``history_store/_openai_rules.py``):
+
+- **Tool-call pairing.** Chat: a ``tool`` message must follow the assistant message with
+  ``tool_calls`` it answers, and every call must be answered before the next other message.
+  Responses: every ``function_call`` needs its ``function_call_output`` and the reverse.
+  Broken pairs answer HTTP 400 (``code: null``), streamed or not.
+- **Context length.** With ``max_context_tokens``, a request whose input tokens
+  (:meth:`StubModelServer.count_request_tokens`) exceed it answers HTTP 400 with ``code:
+  "context_length_exceeded"``; on Chat, input plus a requested ``max_completion_tokens`` /
+  ``max_tokens`` must fit too. A streamed Chat request gets the same 400 before any event.
+  A streamed Responses request gets what OpenAI sends there (dyad-sh/dyad#1672,
+  maximhq/bifrost#4413): HTTP 200, ``response.created``, ``response.in_progress``, then an
+  ``error`` event carrying the same error, which the ``openai`` client raises as
+  ``openai.APIError`` with ``code == "context_length_exceeded"``.
+
+A rejected request is recorded (with its ``error``) but uses up no scripted reply. Usage
+reports the counted input tokens (``prompt_tokens`` / ``input_tokens``) and the reply's
+tokens by the same counter, unless a scripted reply sets :class:`Usage`.
 """
 
 from __future__ import annotations
@@ -18,12 +39,48 @@ from __future__ import annotations
 import json
 import threading
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
 
-__all__ = ["StubModelServer", "ToolCall", "Failure", "RecordedRequest"]
+from ._openai_rules import (
+    CONTEXT_LENGTH_EXCEEDED,
+    chat_context_error,
+    chat_pairing_error,
+    responses_context_error,
+    responses_pairing_error,
+)
+from ._stub_wire import (
+    Said,
+    Tokens,
+    chat_chunks,
+    chat_completion,
+    response,
+    response_error_events,
+    response_events,
+)
+from .budget.tokens import EstimateCounter, TokenCounter, calibrated
+from .errors import InvalidArgumentError
+
+__all__ = ["StubModelServer", "Reply", "ToolCall", "Failure", "Usage", "RecordedRequest"]
+
+
+@dataclass(frozen=True)
+class Usage:
+    """Token usage for a scripted reply to report instead of the server's own count."""
+
+    input_tokens: int
+    output_tokens: int
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A scripted text reply (a plain ``str`` in :meth:`StubModelServer.script` is one)."""
+
+    text: str
+    usage: Usage | None = None
 
 
 @dataclass(frozen=True)
@@ -32,6 +89,7 @@ class ToolCall:
 
     name: str
     arguments: str = "{}"
+    usage: Usage | None = None
 
 
 @dataclass(frozen=True)
@@ -42,15 +100,27 @@ class Failure:
     message: str = "scripted failure"
 
 
-Reply = str | ToolCall | Failure
+Scripted = str | Reply | ToolCall | Failure
+
+# How the server answers a request: a scripted failure, a rejection's error body, or what the
+# model says and the usage reported.
+_Answer = Failure | dict[str, Any] | tuple[Said, Tokens]
 
 
 @dataclass
 class RecordedRequest:
-    """One request the server received."""
+    """One request the server received, and how it was answered.
+
+    ``input_tokens`` is the server's count of its input; ``usage`` what the answer reported
+    (``None`` when it was rejected or a scripted failure); ``error`` the OpenAI error body
+    when the server rejected it.
+    """
 
     path: str
     body: dict[str, Any] = field(default_factory=dict)
+    input_tokens: int = 0
+    usage: Usage | None = None
+    error: dict[str, Any] | None = None
 
     @property
     def api(self) -> str:
@@ -89,11 +159,34 @@ def _last_user_text(request: RecordedRequest) -> str:
 
 
 class StubModelServer:
-    """An HTTP server on 127.0.0.1 answering ``/v1/chat/completions`` and ``/v1/responses``."""
+    """An HTTP server on 127.0.0.1 answering ``/v1/chat/completions`` and ``/v1/responses``.
 
-    def __init__(self, port: int = 0) -> None:
+    ``max_context_tokens`` turns on the context-length check (``None``: no limit).
+    ``counter`` counts tokens (default :class:`~history_store.budget.tokens.EstimateCounter`,
+    the estimate the library falls back to); ``token_scale`` makes the server count that many
+    times the counter's figure (``1.3``: 30% more than a client using the same counter), as a
+    server with another tokenizer or chat template would.
+    """
+
+    def __init__(
+        self,
+        port: int = 0,
+        *,
+        max_context_tokens: int | None = None,
+        counter: TokenCounter | None = None,
+        token_scale: float = 1.0,
+    ) -> None:
+        if max_context_tokens is not None and max_context_tokens < 1:
+            raise InvalidArgumentError(
+                f"max_context_tokens must be positive or None, got {max_context_tokens}"
+            )
+        if not token_scale > 0:
+            raise InvalidArgumentError(f"token_scale must be positive, got {token_scale}")
+        self.max_context_tokens = max_context_tokens
+        self.counter: TokenCounter = counter if counter is not None else EstimateCounter()
+        self.token_scale = token_scale
         self.requests: list[RecordedRequest] = []
-        self._replies: deque[Reply] = deque()
+        self._replies: deque[Reply | ToolCall | Failure] = deque()
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", port), self._handler_class())
         self._server.daemon_threads = True
@@ -104,10 +197,22 @@ class StubModelServer:
         host, port = self._server.server_address[:2]
         return f"http://{host!s}:{port}/v1"
 
-    def script(self, *replies: Reply) -> None:
-        """Queue replies for the next requests; after them, the default echo reply."""
+    def count_request_tokens(self, body: Mapping[str, Any]) -> int:
+        """The input tokens this server counts for a request ``body`` (and reports as usage).
+
+        The rule: ``token_scale`` times the sum of ``counter.count_item`` over the messages
+        the model is sent, rounded up. For Chat those are ``messages``; for Responses,
+        ``instructions`` (as one system message) and then ``input`` (a string is one user
+        message). Tool definitions and other settings are not counted.
+        """
+        sent = sum(self.counter.count_item(message) for message in _sent_messages(body))
+        return calibrated(sent, self.token_scale)
+
+    def script(self, *replies: Scripted) -> None:
+        """Queue replies for the next accepted requests; after them, the default echo reply."""
+        queued = [Reply(reply) if isinstance(reply, str) else reply for reply in replies]
         with self._lock:
-            self._replies.extend(replies)
+            self._replies.extend(queued)
 
     def reset(self) -> None:
         with self._lock:
@@ -134,17 +239,42 @@ class StubModelServer:
     ) -> None:
         self.stop()
 
-    def _next(self, request: RecordedRequest) -> tuple[int, Reply]:
+    def _rejection(self, request: RecordedRequest) -> dict[str, Any] | None:
+        """The error body for a request a real server would refuse, checked as it would:
+        the shape of the conversation first, then its size."""
+        body, limit, counted = request.body, self.max_context_tokens, request.input_tokens
+        if request.api == "chat":
+            completion = body.get("max_completion_tokens", body.get("max_tokens"))
+            return chat_pairing_error(request.messages) or (
+                chat_context_error(limit, counted, completion) if limit is not None else None
+            )
+        return responses_pairing_error(body) or (
+            responses_context_error(limit, counted) if limit is not None else None
+        )
+
+    def _next(self, request: RecordedRequest) -> tuple[int, _Answer]:
+        """Record ``request``; return its number and how to answer it."""
+        request.input_tokens = self.count_request_tokens(request.body)
+        request.error = self._rejection(request)
         with self._lock:
             self.requests.append(request)
             number = len(self.requests)
+            if request.error is not None:
+                return number, request.error
             reply = self._replies.popleft() if self._replies else None
         if reply is None:
-            reply = (
+            reply = Reply(
                 f"reply {number}: saw {len(request.messages)} messages; "
                 f"last user said: {_last_user_text(request)}"
             )
-        return number, reply
+        if isinstance(reply, Failure):
+            return number, reply
+        said = _said(reply)
+        spoken = said if isinstance(said, str) else "".join(said)  # a call: name + arguments
+        request.usage = reply.usage or Usage(
+            request.input_tokens, calibrated(self.counter.count_text(spoken), self.token_scale)
+        )
+        return number, (said, Tokens(request.usage.input_tokens, request.usage.output_tokens))
 
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
         stub = self
@@ -162,19 +292,22 @@ class StubModelServer:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = json.loads(self.rfile.read(length) or b"{}")
                 request = RecordedRequest(path=self.path, body=body)
-                number, reply = stub._next(request)
-                if isinstance(reply, Failure):
-                    self._send_json(reply.status, {"error": {"message": reply.message}})
-                    return
-                chat = request.api == "chat"
-                if body.get("stream"):
-                    events = (
-                        _chat_chunks(number, reply) if chat else _response_events(number, reply)
-                    )
-                    self._send_sse(events, done_marker=chat)
+                number, answer = stub._next(request)
+                chat, streamed = request.api == "chat", bool(body.get("stream"))
+                if isinstance(answer, Failure):
+                    self._send_json(answer.status, {"error": {"message": answer.message}})
+                elif isinstance(answer, dict):
+                    error = answer["error"]
+                    if streamed and not chat and error["code"] == CONTEXT_LENGTH_EXCEEDED:
+                        self._send_sse(response_error_events(number, error), done_marker=False)
+                    else:
+                        self._send_json(400, answer)
+                elif streamed:
+                    stream = chat_chunks if chat else response_events
+                    self._send_sse(stream(number, *answer), done_marker=chat)
                 else:
-                    payload = _chat_completion(number, reply) if chat else _response(number, reply)
-                    self._send_json(200, payload)
+                    payload = chat_completion if chat else response
+                    self._send_json(200, payload(number, *answer))
 
             def _send_json(self, status: int, payload: dict[str, Any]) -> None:
                 data = json.dumps(payload).encode()
@@ -198,129 +331,19 @@ class StubModelServer:
         return Handler
 
 
-_CHAT_USAGE = {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}
-_RESPONSES_USAGE = {
-    "input_tokens": 10,
-    "output_tokens": 5,
-    "total_tokens": 15,
-    "input_tokens_details": {"cached_tokens": 0},
-    "output_tokens_details": {"reasoning_tokens": 0},
-}
+def _sent_messages(body: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    if "messages" in body:
+        return [m for m in body.get("messages") or [] if isinstance(m, Mapping)]
+    sent: list[Mapping[str, Any]] = []
+    if isinstance(instructions := body.get("instructions"), str):
+        sent.append({"role": "system", "content": instructions})
+    given = body.get("input")
+    if isinstance(given, str):
+        sent.append({"role": "user", "content": given})
+    elif isinstance(given, list):
+        sent += [item for item in given if isinstance(item, Mapping)]
+    return sent
 
 
-def _chat_message(number: int, reply: str | ToolCall) -> dict[str, Any]:
-    if isinstance(reply, ToolCall):
-        return {
-            "role": "assistant",
-            "content": None,
-            "tool_calls": [
-                {
-                    "id": f"call_{number}",
-                    "type": "function",
-                    "function": {"name": reply.name, "arguments": reply.arguments},
-                }
-            ],
-        }
-    return {"role": "assistant", "content": reply}
-
-
-def _chat_completion(number: int, reply: str | ToolCall) -> dict[str, Any]:
-    return {
-        "id": f"chatcmpl-{number}",
-        "object": "chat.completion",
-        "created": 0,
-        "model": "stub-model",
-        "choices": [
-            {
-                "index": 0,
-                "message": _chat_message(number, reply),
-                "finish_reason": "tool_calls" if isinstance(reply, ToolCall) else "stop",
-            }
-        ],
-        "usage": _CHAT_USAGE,
-    }
-
-
-def _chat_chunks(number: int, reply: str | ToolCall) -> list[dict[str, Any]]:
-    def chunk(delta: dict[str, Any], finish: str | None, usage: Any = None) -> dict[str, Any]:
-        return {
-            "id": f"chatcmpl-{number}",
-            "object": "chat.completion.chunk",
-            "created": 0,
-            "model": "stub-model",
-            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
-            "usage": usage,
-        }
-
-    if isinstance(reply, ToolCall):
-        call = _chat_message(number, reply)["tool_calls"][0]
-        return [
-            chunk({"role": "assistant", "tool_calls": [{"index": 0, **call}]}, None),
-            chunk({}, "tool_calls", _CHAT_USAGE),
-        ]
-    half = len(reply) // 2
-    return [
-        chunk({"role": "assistant", "content": reply[:half]}, None),
-        chunk({"content": reply[half:]}, None),
-        chunk({}, "stop", _CHAT_USAGE),
-    ]
-
-
-def _output_item(number: int, reply: str | ToolCall) -> dict[str, Any]:
-    if isinstance(reply, ToolCall):
-        return {
-            "type": "function_call",
-            "id": f"fc_{number}",
-            "call_id": f"call_{number}",
-            "name": reply.name,
-            "arguments": reply.arguments,
-            "status": "completed",
-        }
-    return {
-        "type": "message",
-        "id": f"msg_{number}",
-        "role": "assistant",
-        "status": "completed",
-        "content": [{"type": "output_text", "text": reply, "annotations": []}],
-    }
-
-
-def _response(number: int, reply: str | ToolCall, status: str = "completed") -> dict[str, Any]:
-    return {
-        "id": f"resp_{number}",
-        "object": "response",
-        "created_at": 0,
-        "model": "stub-model",
-        "status": status,
-        "output": [_output_item(number, reply)] if status == "completed" else [],
-        "parallel_tool_calls": True,
-        "tool_choice": "auto",
-        "tools": [],
-        "usage": _RESPONSES_USAGE if status == "completed" else None,
-    }
-
-
-def _response_events(number: int, reply: str | ToolCall) -> list[dict[str, Any]]:
-    item = _output_item(number, reply)
-    events: list[dict[str, Any]] = [
-        {"type": "response.created", "response": _response(number, reply, "in_progress")},
-        {"type": "response.output_item.added", "output_index": 0, "item": item},
-    ]
-    if not isinstance(reply, ToolCall):
-        events.append(
-            {
-                "type": "response.output_text.delta",
-                "item_id": item["id"],
-                "output_index": 0,
-                "content_index": 0,
-                "delta": reply,
-                "logprobs": [],
-            }
-        )
-    events += [
-        {"type": "response.output_item.done", "output_index": 0, "item": item},
-        {"type": "response.completed", "response": _response(number, reply)},
-    ]
-    for sequence_number, event in enumerate(events):
-        event["sequence_number"] = sequence_number
-    return events
+def _said(reply: Reply | ToolCall) -> Said:
+    return reply.text if isinstance(reply, Reply) else (reply.name, reply.arguments)

@@ -16,7 +16,7 @@ from ._loop_resources import loop_engines
 from .backends.base import Backend
 from .backends.core import CoreBackend
 from .backends.sqlite import SQLiteBackend
-from .errors import ConfigurationError, StoreClosedError
+from .errors import ConfigurationError, DatabaseUnavailableError, StoreClosedError
 from .schema import MigrateMode, ensure_schema
 from .session import HistorySession
 
@@ -114,6 +114,8 @@ class HistoryStore:
         if not self._schema_ready:
             try:
                 await ensure_schema(engine, self._url, self._migrate)
+            except DatabaseUnavailableError:
+                raise  # already named (a ConnectionError, so an OSError too)
             except (OSError, DBAPIError) as exc:
                 # The first contact with the database: name it (password hidden) and what to
                 # check, rather than a bare driver error.

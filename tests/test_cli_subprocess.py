@@ -7,15 +7,12 @@ import asyncio
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from cli_support import export_text, populate
+from cli_support import PROGRAM, export_text, populate, run_program
 
 from history_store.testing import StubModelServer
-
-PROGRAM = str(Path(sys.executable).with_name("history-store"))
 
 
 @pytest.fixture
@@ -25,14 +22,8 @@ def url(tmp_path: Path) -> str:
     return database
 
 
-def cli(*argv: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [PROGRAM, *argv], input=stdin, capture_output=True, text=True, timeout=120, check=False
-    )
-
-
 def test_sessions_json(url: str) -> None:
-    done = cli("--url", url, "sessions", "--json", "--prefix", "support-7")
+    done = run_program("--url", url, "sessions", "--json", "--prefix", "support-7")
     assert (done.returncode, done.stderr) == (0, "")
     assert json.loads(done.stdout) == {
         "sessions": [
@@ -50,7 +41,7 @@ def test_sessions_json(url: str) -> None:
 
 
 def test_sql_write_is_refused_with_exit_code_1(url: str) -> None:
-    done = cli("--url", url, "sql", "DELETE FROM hs_sessions")
+    done = run_program("--url", url, "sql", "DELETE FROM hs_sessions")
     assert (done.returncode, done.stdout) == (1, "")
     assert done.stderr == (
         "error: refused: `sql` runs read-only queries (SELECT, WITH, EXPLAIN); "
@@ -59,13 +50,13 @@ def test_sql_write_is_refused_with_exit_code_1(url: str) -> None:
 
 
 def test_usage_error_exits_2(url: str) -> None:
-    done = cli("--url", url, "show")
+    done = run_program("--url", url, "show")
     assert done.returncode == 2
     assert "the following arguments are required: session" in done.stderr
 
 
 def test_export_without_a_terminal_prints_no_progress(url: str) -> None:
-    done = cli("--url", url, "export")
+    done = run_program("--url", url, "export")
     assert (done.returncode, done.stdout, done.stderr) == (
         0,
         export_text(),
@@ -109,10 +100,10 @@ def test_export_draws_a_progress_bar_on_a_terminal(url: str) -> None:
 
 def test_import_from_stdin_then_chat(tmp_path: Path, stub: StubModelServer) -> None:
     url = f"sqlite:///{tmp_path / 'fresh.db'}"
-    done = cli("--url", url, "import", "-", stdin=export_text())
+    done = run_program("--url", url, "import", "-", stdin=export_text())
     assert (done.returncode, done.stdout, done.stderr) == (0, "imported 3 sessions, 14 items\n", "")
     chat = ("--url", url, "chat", "--base-url", stub.base_url, "--session", "sales-1")
-    done = cli(*chat, stdin="Is it far?\n")
+    done = run_program(*chat, stdin="Is it far?\n")
     assert (done.returncode, done.stderr) == (0, "")
     # The imported history reached the model: 4 stored items plus the new message.
     assert done.stdout == "assistant: reply 1: saw 5 messages; last user said: Is it far?\n"

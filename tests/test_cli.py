@@ -211,6 +211,28 @@ def test_sql(any_url: str, capsys: Capture) -> None:
     assert (code, out) == (0, '{"columns": ["one", "e"], "rows": [[1, "é"]]}\n')
 
 
+def test_sql_shows_timestamps_as_every_table_does(any_url: str, capsys: Capture) -> None:
+    """SQLite hands timestamps back as text with microseconds, PostgreSQL as timestamps:
+    both print to the second in UTC, as `sessions` prints them."""
+    query = (
+        "SELECT session_id, first_activity, last_activity FROM hs_session_summary "
+        "WHERE session_id <> 'support-42' ORDER BY session_id"
+    )
+    assert run(capsys, "--url", any_url, "sql", query) == (
+        0,
+        "session_id  first_activity       last_activity\n"
+        "sales-1     2025-02-01 10:00:00  2025-02-01 10:02:00\n"
+        "support-7   2025-01-01 08:00:00  2025-01-01 08:10:00\n"
+        "(2 rows)\n",
+        "",
+    )
+    code, out, _ = run(capsys, "--url", any_url, "sessions", "--prefix", "support-7")
+    assert (code, out.splitlines()[1].split()[3:7]) == (
+        0,
+        ["2025-01-01", "08:00:00", "2025-01-01", "08:10:00"],
+    )
+
+
 @pytest.mark.parametrize(
     "statement",
     [

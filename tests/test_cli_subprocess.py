@@ -49,6 +49,15 @@ def test_sql_write_is_refused_with_exit_code_1(url: str) -> None:
     )
 
 
+def test_sql_prints_sqlite_timestamps_to_the_second(url: str) -> None:
+    query = "SELECT created_at, updated_at FROM hs_sessions WHERE session_id = 'support-7'"
+    done = run_program("--url", url, "sql", query)
+    assert (done.returncode, done.stderr) == (0, "")
+    assert done.stdout == (
+        "created_at           updated_at\n2025-01-01 08:00:00  2025-01-01 08:10:00\n(1 row)\n"
+    )
+
+
 def test_usage_error_exits_2(url: str) -> None:
     done = run_program("--url", url, "show")
     assert done.returncode == 2

@@ -10,7 +10,7 @@ from typing import Any
 
 from ..tools import inspect
 from ._command import add_command
-from ._output import cell, plural, print_json, print_line, print_table, when
+from ._output import cell, plural, print_json, print_line, print_table
 
 _TEXT_WIDTH = 100
 
@@ -28,7 +28,7 @@ async def _sessions(args: argparse.Namespace) -> int:
         print_json({"sessions": page.sessions, "next_after": page.next_after})
         return 0
     rows = [
-        (s.session_id, s.items, s.turns, when(s.created_at), when(s.updated_at), s.metadata)
+        (s.session_id, s.items, s.turns, s.created_at, s.updated_at, s.metadata)
         for s in page.sessions
     ]
     headers = ["SESSION", "ITEMS", "TURNS", "CREATED", "UPDATED", "METADATA"]
@@ -78,8 +78,8 @@ async def _stats(args: argparse.Namespace) -> int:
         ("sessions", stats.sessions),
         ("items", stats.items),
         ("turns", stats.turns),
-        ("first activity", when(stats.first_activity)),
-        ("last activity", when(stats.last_activity)),
+        ("first activity", stats.first_activity),
+        ("last activity", stats.last_activity),
         ("database bytes", stats.database_bytes),
     ]
     rows += [(f"items of type {name}", count) for name, count in stats.items_by_type.items()]

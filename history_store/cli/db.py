@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from dataclasses import asdict
 from typing import Any
 
@@ -22,7 +23,13 @@ async def _db_downgrade(args: argparse.Namespace) -> int:
 
 
 async def _db_stamp(args: argparse.Namespace) -> int:
-    await schema.stamp(args.url, args.revision)
+    missing = await schema.stamp(args.url, args.revision, force=args.force)
+    if missing:
+        print_line(
+            f"warning: stamped {args.revision} (--force) although the database lacks "
+            f"{', '.join(missing)}; commands will fail until the tables exist",
+            file=sys.stderr,
+        )
     return await _report_revision(args, "stamped")
 
 
@@ -85,4 +92,9 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
         "stamp", parents=[common], help="record REV as current without running migrations"
     )
     stamp.add_argument("revision", metavar="REV")
+    stamp.add_argument(
+        "--force",
+        action="store_true",
+        help="stamp even though tables of REV are missing (prints a warning)",
+    )
     stamp.set_defaults(handler=_db_stamp)

@@ -18,27 +18,11 @@ from sqlalchemy.exc import DBAPIError
 
 from ..errors import HistoryStoreError
 from . import chat, db, inspect, maintenance, migrate, transfer
-
-
-def _common_options() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
-    # SUPPRESS lets `--url` stand before or after the command name.
-    common.add_argument(
-        "--url",
-        default=argparse.SUPPRESS,
-        help="database URL (default: $HISTORY_STORE_URL, else sqlite+aiosqlite:///./history.db)",
-    )
-    common.add_argument(
-        "--json",
-        action="store_true",
-        default=argparse.SUPPRESS,
-        help="print JSON for scripts instead of a table",
-    )
-    return common
+from ._command import common_options
 
 
 def build_parser() -> argparse.ArgumentParser:
-    common = _common_options()
+    common = common_options()
     parser = argparse.ArgumentParser(
         prog="history-store",
         description="Inspect and manage Agents SDK conversation history kept by history_store.",
@@ -51,9 +35,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     args.url = getattr(args, "url", None)
     args.json = getattr(args, "json", False)
+    if args.json and not args.json_output:
+        # Given before the command name, where every command's options are accepted.
+        parser.error(f"argument --json: {args.command} has no JSON output")
     try:
         code: int = asyncio.run(args.handler(args))
     except HistoryStoreError as exc:

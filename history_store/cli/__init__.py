@@ -18,7 +18,7 @@ from sqlalchemy.exc import DBAPIError
 
 from ..errors import HistoryStoreError
 from . import chat, db, inspect, maintenance, migrate, transfer
-from ._command import common_options
+from ._command import common_options, example
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -27,6 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="history-store",
         description="Inspect and manage Agents SDK conversation history kept by history_store.",
         parents=[common],
+        **example("history-store --url sqlite:///history.db show support-42 --last 2"),
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for group in (chat, db, migrate, inspect, transfer, maintenance):

@@ -31,12 +31,35 @@ def common_options(*, json_output: bool = True) -> argparse.ArgumentParser:
     return common
 
 
+def example(command_line: str) -> dict[str, Any]:
+    """The ``ArgumentParser`` options that end a ``--help`` page with ``command_line``, one
+    example of the command (``tests/test_cli_help.py`` checks that each one parses)."""
+    return {
+        "epilog": f"example:\n  {command_line}",
+        "formatter_class": argparse.RawDescriptionHelpFormatter,
+    }
+
+
 def add_command(
-    commands: Any, common: argparse.ArgumentParser, name: str, summary: str, handler: Handler
+    commands: Any,
+    common: argparse.ArgumentParser,
+    name: str,
+    summary: str,
+    handler: Handler | None,
+    *,
+    example_line: str,
+    description: str | None = None,
 ) -> argparse.ArgumentParser:
-    """Add the command ``name`` (``summary`` is its help line) run by ``handler``."""
+    """Add the command ``name`` run by ``handler`` (``None`` for a group of sub-commands):
+    ``summary`` is its line in the list of commands, ``description`` (default: the summary)
+    opens its ``--help``, and ``example_line`` ends it."""
     parser: argparse.ArgumentParser = commands.add_parser(
-        name, parents=[common], help=summary, description=summary[0].upper() + summary[1:] + "."
+        name,
+        parents=[common],
+        help=summary,
+        description=description or summary[0].upper() + summary[1:] + ".",
+        **example(example_line),
     )
-    parser.set_defaults(handler=handler)
+    if handler is not None:
+        parser.set_defaults(handler=handler)
     return parser

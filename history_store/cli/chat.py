@@ -34,10 +34,18 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     """Add ``chat`` and ``demo`` to ``history-store``."""
     url_only = common_options(json_output=False)
     p = add_command(
-        commands, url_only, "chat", "chat with a model, history kept in a session", _chat
+        commands,
+        url_only,
+        "chat",
+        "chat with a model, history kept in a session",
+        _chat,
+        example_line="history-store chat --session me --base-url http://localhost:11434/v1 "
+        "--model llama3.2",
     )
     p.add_argument("--session", default="chat", help="the session id (default: chat)")
     p.add_argument("--model", default=chat_tool.DEFAULT_CHAT_MODEL, help="the model name")
     p.add_argument("--base-url", help="an OpenAI-compatible API base URL (Chat Completions)")
     p.add_argument("--instructions", help="the system instructions for the model")
-    add_command(commands, url_only, "demo", "run the offline demo", _demo)
+    add_command(
+        commands, url_only, "demo", "run the offline demo", _demo, example_line="history-store demo"
+    )

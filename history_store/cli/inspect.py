@@ -89,20 +89,56 @@ async def _stats(args: argparse.Namespace) -> int:
 
 def register(commands: Any, common: argparse.ArgumentParser) -> None:
     """Add the commands that read history to ``history-store``."""
-    p = add_command(commands, common, "sessions", "list sessions, oldest id first", _sessions)
+    p = add_command(
+        commands,
+        common,
+        "sessions",
+        "list sessions, oldest id first",
+        _sessions,
+        example_line="history-store sessions --prefix support- --idle-days 30 --limit 20",
+    )
     p.add_argument("--prefix", help="only session ids starting with PREFIX")
     p.add_argument("--meta", metavar="KEY", help="only sessions whose metadata has KEY")
     p.add_argument("--idle-days", type=float, metavar="N", help="only sessions idle >= N days")
     p.add_argument("--after", metavar="SESSION_ID", help="page cursor: ids after this one")
     p.add_argument("--limit", type=int, default=50, help="page size (default 50)")
-    p = add_command(commands, common, "show", "print the items of one session", _show)
+    p = add_command(
+        commands,
+        common,
+        "show",
+        "print the items of one session",
+        _show,
+        example_line="history-store show support-42 --last 2",
+    )
     p.add_argument("session", help="the session id")
     p.add_argument("--turn", type=int, metavar="N", help="only turn N")
     p.add_argument("--last", type=int, metavar="K", help="only the last K turns")
-    p = add_command(commands, common, "search", "full-text search across sessions", _search)
+    p = add_command(
+        commands,
+        common,
+        "search",
+        "full-text search across sessions",
+        _search,
+        example_line='history-store search "refund delayed" --session support-42',
+    )
     p.add_argument("text", help="words that must all appear (whole words, any case)")
     p.add_argument("--session", help="search only this session")
     p.add_argument("--limit", type=int, default=50, help="most matches to print (default 50)")
-    p = add_command(commands, common, "sql", "run one read-only SQL query", _sql)
+    p = add_command(
+        commands,
+        common,
+        "sql",
+        "run one read-only SQL query",
+        _sql,
+        example_line='history-store sql "SELECT session_id, items FROM hs_session_summary '
+        'ORDER BY items DESC LIMIT 5"',
+    )
     p.add_argument("query", help='a SELECT statement, e.g. "SELECT * FROM hs_session_summary"')
-    add_command(commands, common, "stats", "print totals for the whole database", _stats)
+    add_command(
+        commands,
+        common,
+        "stats",
+        "print totals for the whole database",
+        _stats,
+        example_line="history-store --url postgresql://app@db/app stats --json",
+    )

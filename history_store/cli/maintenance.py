@@ -40,9 +40,23 @@ async def _prune(args: argparse.Namespace) -> int:
 
 def register(commands: Any, common: argparse.ArgumentParser) -> None:
     """Add ``delete`` and ``prune`` to ``history-store``."""
-    p = add_command(commands, common, "delete", "delete sessions and all their items", _delete)
+    p = add_command(
+        commands,
+        common,
+        "delete",
+        "delete sessions and all their items",
+        _delete,
+        example_line="history-store delete support-42 sales-1",
+    )
     p.add_argument("sessions", nargs="+", metavar="SESSION", help="the session ids")
-    p = add_command(commands, common, "prune", "delete old history, then reclaim space", _prune)
+    p = add_command(
+        commands,
+        common,
+        "prune",
+        "delete old history, then reclaim space",
+        _prune,
+        example_line="history-store prune --older-than 90d --dry-run",
+    )
     which = p.add_mutually_exclusive_group(required=True)
     which.add_argument("--older-than", metavar="AGE", help="delete sessions idle for AGE (30d)")
     which.add_argument("--keep-last-turns", type=int, metavar="N", help="keep N turns each")

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from cli_support import ACTIVE, ACTIVE_TEXT, export_text, populate
 
+from history_store import HistoryStore
 from history_store.cli import main
 
 Capture = pytest.CaptureFixture[str]
@@ -467,6 +468,58 @@ def test_prune_keep_last_turns(any_url: str, capsys: Capture) -> None:
         "(3 rows)\n"
     )
     assert run(capsys, "--url", any_url, "search", "Norway") == (0, "no matches\n", "")
+
+
+def test_sessions_and_stats_count_the_turns_left_after_prune(any_url: str, capsys: Capture) -> None:
+    assert run(capsys, "--url", any_url, "prune", "--keep-last-turns", "1")[0] == 0
+    code, out, _ = run(capsys, "--url", any_url, "sessions")
+    assert code == 0
+    assert [line.split()[:3] for line in out.splitlines()] == [
+        ["SESSION", "ITEMS", "TURNS"],
+        ["sales-1", "2", "1"],
+        ["support-42", "4", "1"],
+        ["support-7", "2", "1"],
+    ]
+    code, out, _ = run(capsys, "--url", any_url, "--json", "stats")
+    assert (code, json.loads(out)["items"], json.loads(out)["turns"]) == (0, 8, 3)
+
+    async def next_turn() -> None:
+        async with HistoryStore(any_url) as store:
+            await store.session("sales-1").add_items([{"role": "user", "content": "More?"}])
+
+    asyncio.run(next_turn())
+    # The counter kept growing: the new turn is number 3, not 2 again.
+    code, out, _ = run(capsys, "--url", any_url, "--json", "show", "sales-1")
+    assert [(item["seq"], item["turn"]) for item in json.loads(out)["items"]] == [
+        (3, 2),
+        (4, 2),
+        (5, 3),
+    ]
+    code, out, _ = run(capsys, "--url", any_url, "--json", "sessions", "--prefix", "sales")
+    assert [(s["items"], s["turns"]) for s in json.loads(out)["sessions"]] == [(3, 2)]
+
+
+def test_prune_only_the_sessions_named(any_url: str, capsys: Capture) -> None:
+    def items() -> dict[str, int]:
+        code, out, _ = run(capsys, "--url", any_url, "--json", "sessions")
+        assert code == 0
+        return {s["session_id"]: s["items"] for s in json.loads(out)["sessions"]}
+
+    args = ("--url", any_url, "prune", "--keep-last-turns", "1", "--session", "support-42")
+    assert run(capsys, *args, "--dry-run") == (0, "would delete 0 sessions, 4 items\n", "")
+    assert run(capsys, *args) == (0, "deleted 0 sessions, 4 items\n", "")
+    assert items() == {"sales-1": 4, "support-42": 4, "support-7": 2}
+    # Both idle sessions are older than 30 days; only the one named goes.
+    args = ("--url", any_url, "prune", "--older-than", "30d", "--session", "sales-1")
+    assert run(capsys, *args, "--session", "support-42") == (0, "deleted 1 session, 4 items\n", "")
+    assert items() == {"support-42": 4, "support-7": 2}
+    assert run(capsys, "--url", any_url, "prune", "--older-than", "1s", "--session", "nope") == (
+        1,
+        "",
+        "error: no session 'nope' in this database; nothing was pruned. "
+        "List sessions with: history-store sessions\n",
+    )
+    assert items() == {"support-42": 4, "support-7": 2}
 
 
 def test_prune_bad_age(url: str, capsys: Capture) -> None:

@@ -58,6 +58,19 @@ def test_sql_prints_sqlite_timestamps_to_the_second(url: str) -> None:
     )
 
 
+def test_prune_one_session_then_list_what_is_left(url: str) -> None:
+    done = run_program("--url", url, "prune", "--keep-last-turns", "1", "--session", "support-42")
+    assert (done.returncode, done.stdout, done.stderr) == (0, "deleted 0 sessions, 4 items\n", "")
+    done = run_program("--url", url, "sessions")
+    assert done.returncode == 0
+    assert [line.split()[:3] for line in done.stdout.splitlines()] == [
+        ["SESSION", "ITEMS", "TURNS"],
+        ["sales-1", "4", "2"],
+        ["support-42", "4", "1"],
+        ["support-7", "2", "1"],
+    ]
+
+
 def test_usage_error_exits_2(url: str) -> None:
     done = run_program("--url", url, "show")
     assert done.returncode == 2

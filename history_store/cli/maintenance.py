@@ -31,6 +31,7 @@ async def _prune(args: argparse.Namespace) -> int:
             args.url,
             older_than=older_than,
             keep_last_turns=args.keep_last_turns,
+            session_ids=args.session,
             dry_run=args.dry_run,
             progress=bar,
         )
@@ -60,4 +61,10 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     which = p.add_mutually_exclusive_group(required=True)
     which.add_argument("--older-than", metavar="AGE", help="delete sessions idle for AGE (30d)")
     which.add_argument("--keep-last-turns", type=int, metavar="N", help="keep N turns each")
+    p.add_argument(
+        "--session",
+        action="append",
+        metavar="ID",
+        help="prune only this session (repeatable; default: every session)",
+    )
     p.add_argument("--dry-run", action="store_true", help="only report what would be deleted")

@@ -43,7 +43,9 @@ _sessions = tables.sessions
 
 @dataclass(frozen=True)
 class SessionInfo:
-    """One row of :func:`sessions`: a session and its counters."""
+    """One row of :func:`sessions`: a session, its metadata, and the items and turns it
+    holds now (after ``prune``, fewer turns than ``hs_sessions.turn_count``, which counts
+    every turn ever started so that turn numbers never repeat)."""
 
     session_id: str
     items: int
@@ -90,8 +92,9 @@ class SearchHit:
 
 @dataclass(frozen=True)
 class Stats:
-    """Totals for a whole database; ``database_bytes`` is the size of the SQLite file's pages
-    or of the PostgreSQL database."""
+    """Totals for a whole database: ``items`` and ``turns`` are those stored now (as in
+    :class:`SessionInfo`); ``database_bytes`` is the size of the SQLite file's pages or of
+    the PostgreSQL database."""
 
     sessions: int
     items: int
@@ -107,11 +110,26 @@ def _check_limit(name: str, value: int | None) -> None:
         raise InvalidArgumentError(f"{name} must be at least 1, not {value}")
 
 
+# The turns a session holds: its rows' distinct turn numbers, 0 (items before the first user
+# input) not being a turn. One index walk per session of the page.
+_TURNS_PRESENT = (
+    sa.select(sa.func.count(sa.distinct(_items.c.turn)))
+    .where(_items.c.session_id == _sessions.c.session_id, _items.c.turn > 0)
+    .scalar_subquery()
+    .label("turns_present")
+)
+
+
+_ALL_TURNS_PRESENT = (
+    sa.select(_items.c.session_id, _items.c.turn).where(_items.c.turn > 0).distinct().subquery()
+)
+
+
 def _session_info(row: sa.Row[Any]) -> SessionInfo:
     return SessionInfo(
         session_id=row.session_id,
         items=row.item_count,
-        turns=row.turn_count,
+        turns=row.turns_present,
         created_at=as_utc(row.created_at),
         updated_at=as_utc(row.updated_at),
         metadata=row.metadata,
@@ -147,7 +165,9 @@ async def sessions(
     """
     _check_limit("limit", limit)
     async with reading(url) as engine, engine.connect() as connection:
-        statement = sa.select(_sessions).order_by(_sessions.c.session_id).limit(limit + 1)
+        statement = (
+            sa.select(_sessions, _TURNS_PRESENT).order_by(_sessions.c.session_id).limit(limit + 1)
+        )
         if prefix:
             # >= lets the primary key index seek; substr makes the match exact and
             # case-sensitive (LIKE is neither on SQLite).
@@ -296,7 +316,7 @@ async def stats(url: Database = None) -> Stats:
                 sa.select(
                     sa.func.count(),
                     sa.func.coalesce(sa.func.sum(_sessions.c.item_count), 0),
-                    sa.func.coalesce(sa.func.sum(_sessions.c.turn_count), 0),
+                    sa.select(sa.func.count()).select_from(_ALL_TURNS_PRESENT).scalar_subquery(),
                     sa.func.min(_sessions.c.created_at),
                     sa.func.max(_sessions.c.updated_at),
                 )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from types import TracebackType
 from typing import Any
 
@@ -90,15 +90,19 @@ class HistoryStore:
         session_id: str | None = None,
         *,
         session_settings: SessionSettings | dict[str, Any] | None = None,
+        metadata: Mapping[str, Any] | None = None,
     ) -> HistorySession:
         """A session of this store, for ``Runner.run(..., session=...)``.
 
-        No database work happens until the session is used.
+        No database work happens until the session is used. ``metadata`` (a JSON object)
+        is set when the session is created, by its first write; a session that already
+        exists keeps its own (change it with ``await session.update_metadata(...)``).
         """
         return HistorySession(
             session_id if session_id is not None else self.default_session_id,
             store=self,
             session_settings=session_settings,
+            metadata=metadata,
         )
 
     async def engine(self) -> AsyncEngine:

@@ -33,6 +33,7 @@ from .tools.chat import chat
 from .tools.copy import copy_database
 from .tools.inspect import search, sessions, show, sql, stats
 from .tools.maintenance import delete, prune
+from .tools.metadata import meta
 from .tools.sdk_export import export_to_sdk
 from .tools.sdk_import import migrate_from_sdk
 from .tools.transfer import export, import_
@@ -78,6 +79,7 @@ __all__ = [
     "import_",
     "delete",
     "prune",
+    "meta",
     "chat",
     "migrate_from_sdk",
     "export_to_sdk",

@@ -537,3 +537,55 @@ def test_prune_needs_one_mode(url: str, capsys: Capture) -> None:
     assert "one of the arguments --older-than --keep-last-turns is required" in (
         capsys.readouterr().err
     )
+
+
+def test_meta_prints_and_merges(any_url: str, capsys: Capture) -> None:
+    assert run(capsys, "--url", any_url, "meta", "support-42") == (
+        0,
+        "KEY       VALUE\ncustomer  acme\ntier      gold\n",
+        "",
+    )
+    pairs = ["tier=platinum", "seats=12", 'code="007"', "vip=true", "note=a b", "gone=null"]
+    assert run(capsys, "--url", any_url, "--json", "meta", "support-42", *pairs) == (
+        0,
+        '{"session_id": "support-42", "metadata": {"customer": "acme", "tier": "platinum", '
+        '"seats": 12, "code": "007", "vip": true, "note": "a b", "gone": null}}\n',
+        "",
+    )
+    assert run(capsys, "--url", any_url, "meta", "sales-1") == (0, "no metadata\n", "")
+    assert run(capsys, "--url", any_url, "meta", "sales-1", "owner=ada")[1] == (
+        "KEY    VALUE\nowner  ada\n"
+    )
+    assert run(capsys, "--url", any_url, "meta", "nope", "a=1") == (
+        1,
+        "",
+        "error: no session 'nope' in this database; list them with: history-store sessions\n",
+    )
+    code, out, _ = run(capsys, "--url", any_url, "--json", "sessions")
+    assert (code, "nope" in out) == (0, False)  # a mistyped id creates nothing
+
+
+def test_sessions_filter_on_a_metadata_value(any_url: str, capsys: Capture) -> None:
+    hostile = 'it\'s "quoted"; DROP TABLE hs_items; --'
+    assert run(capsys, "--url", any_url, "meta", "sales-1", "seats=12", f"{hostile}=1.0")[0] == 0
+    assert run(capsys, "--url", any_url, "meta", "support-7", 'seats="12"', "trial=false")[0] == 0
+
+    def ids(meta: str) -> list[str]:
+        code, out, _ = run(capsys, "--url", any_url, "--json", "sessions", "--meta", meta)
+        assert code == 0
+        return [s["session_id"] for s in json.loads(out)["sessions"]]
+
+    assert ids("customer=acme") == ["support-42"]
+    assert ids('customer="globex"') == ["support-7"]
+    assert ids("seats=12") == ["sales-1"]  # the number, not the string "12"
+    assert ids('seats="12"') == ["support-7"]
+    assert ids("seats=12.0") == ["sales-1"]
+    assert ids("trial=false") == ["support-7"]
+    assert ids("trial=null") == []
+    assert ids(f"{hostile}=1") == ["sales-1"]
+    assert ids("seats") == ["sales-1", "support-7"]
+    assert run(capsys, "--url", any_url, "sessions", "--meta", "tags=[1]") == (
+        1,
+        "",
+        "error: a metadata filter compares a string, number, true, false or null, not [1]\n",
+    )

@@ -38,7 +38,19 @@ def test_every_command_has_help_and_a_section_in_the_docs() -> None:
 
 @pytest.mark.parametrize(
     "name",
-    ["sessions", "show", "search", "sql", "stats", "export", "import", "delete", "prune", "chat"],
+    [
+        "sessions",
+        "show",
+        "search",
+        "sql",
+        "stats",
+        "meta",
+        "export",
+        "import",
+        "delete",
+        "prune",
+        "chat",
+    ],
 )
 def test_help_page(name: str, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:
@@ -57,6 +69,7 @@ def test_help_page(name: str, capsys: pytest.CaptureFixture[str]) -> None:
         ("search", "search"),
         ("sql", "sql"),
         ("stats", "stats"),
+        ("meta", "meta"),
         ("export", "export"),
         ("import", "import_"),
         ("delete", "delete"),

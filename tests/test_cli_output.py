@@ -28,6 +28,8 @@ from history_store.cli._output import cell, table
         ({"tier": "gold", "n": 1}, '{"tier": "gold", "n": 1}'),
         ("two\nlines\r\n", "two\\nlines\\n"),
         (7, "7"),
+        (True, "true"),
+        (False, "false"),
     ],
 )
 def test_cell(value: object, shown: str) -> None:

@@ -71,6 +71,14 @@ def test_prune_one_session_then_list_what_is_left(url: str) -> None:
     ]
 
 
+def test_meta_merges_then_sessions_filters_on_it(url: str) -> None:
+    done = run_program("--url", url, "meta", "sales-1", "tenant=acme", "seats=3")
+    assert (done.returncode, done.stderr) == (0, "")
+    assert done.stdout == "KEY     VALUE\ntenant  acme\nseats   3\n"
+    done = run_program("--url", url, "--json", "sessions", "--meta", "tenant=acme")
+    assert [s["session_id"] for s in json.loads(done.stdout)["sessions"]] == ["sales-1"]
+
+
 def test_usage_error_exits_2(url: str) -> None:
     done = run_program("--url", url, "show")
     assert done.returncode == 2

@@ -57,6 +57,7 @@ PUBLIC_NAMES = {
     "import_",
     "delete",
     "prune",
+    "meta",
     "chat",
     "migrate_from_sdk",
     "export_to_sdk",

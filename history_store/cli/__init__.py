@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from sqlalchemy.exc import DBAPIError
 
 from ..errors import HistoryStoreError
-from . import chat, db, inspect, maintenance, migrate, transfer
+from . import chat, db, inspect, maintenance, metadata, migrate, transfer
 from ._command import common_options, example
 
 
@@ -30,7 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
         **example("history-store --url sqlite:///history.db show support-42 --last 2"),
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for group in (chat, db, migrate, inspect, transfer, maintenance):
+    for group in (chat, db, migrate, inspect, metadata, transfer, maintenance):
         group.register(commands, common)
     return parser
 

@@ -50,7 +50,8 @@ def _when(value: datetime | None) -> str:
 
 def cell(value: Any, width: int | None = None) -> str:
     """One table cell on one line: newlines shown as ``\\n``, ``None`` as ``-``, a timestamp
-    (or a text that is exactly one) in UTC to the second, JSON objects and lists as JSON;
+    (or a text that is exactly one) in UTC to the second, booleans, JSON objects and lists
+    as JSON;
     cut to ``width`` characters with ``…`` when given."""
     if value is None:
         return "-"
@@ -60,6 +61,8 @@ def cell(value: Any, width: int | None = None) -> str:
             value = stamp
     if isinstance(value, datetime):
         return _when(value)
+    if isinstance(value, bool):
+        return "true" if value else "false"  # as JSON and SQL spell them
     structured = isinstance(value, (dict, list))
     text = json.dumps(value, ensure_ascii=False) if structured else str(value)
     text = text.replace("\r", "").replace("\n", "\\n")

@@ -11,15 +11,18 @@ from typing import Any
 from ..tools import inspect
 from ._command import add_command
 from ._output import cell, plural, print_json, print_line, print_table
+from .metadata import metadata_pair
 
 _TEXT_WIDTH = 100
 
 
 async def _sessions(args: argparse.Namespace) -> int:
+    has_key, has_value = (None, args.meta) if isinstance(args.meta, tuple) else (args.meta, None)
     page = await inspect.sessions(
         args.url,
         prefix=args.prefix,
-        metadata_key=args.meta,
+        metadata_key=has_key,
+        metadata=dict([has_value]) if has_value is not None else None,
         idle_days=args.idle_days,
         after=args.after,
         limit=args.limit,
@@ -87,6 +90,11 @@ async def _stats(args: argparse.Namespace) -> int:
     return 0
 
 
+def _metadata_filter(text: str) -> str | tuple[str, Any]:
+    """``--meta``: a key alone, or a ``KEY=VALUE`` pair."""
+    return metadata_pair(text) if "=" in text else text
+
+
 def register(commands: Any, common: argparse.ArgumentParser) -> None:
     """Add the commands that read history to ``history-store``."""
     p = add_command(
@@ -95,10 +103,16 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
         "sessions",
         "list sessions, oldest id first",
         _sessions,
-        example_line="history-store sessions --prefix support- --idle-days 30 --limit 20",
+        example_line="history-store sessions --prefix support- --meta tier=gold --limit 20",
     )
     p.add_argument("--prefix", help="only session ids starting with PREFIX")
-    p.add_argument("--meta", metavar="KEY", help="only sessions whose metadata has KEY")
+    p.add_argument(
+        "--meta",
+        type=_metadata_filter,
+        metavar="KEY[=VALUE]",
+        help="only sessions whose metadata has KEY (with VALUE: JSON when it parses, else a "
+        "string)",
+    )
     p.add_argument("--idle-days", type=float, metavar="N", help="only sessions idle >= N days")
     p.add_argument("--after", metavar="SESSION_ID", help="page cursor: ids after this one")
     p.add_argument("--limit", type=int, default=50, help="page size (default 50)")

@@ -9,11 +9,14 @@ changes a file, and raises :class:`DatabaseNotFoundError` for a missing SQLite f
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from .. import tables
@@ -145,11 +148,32 @@ def _has_key(dialect: str, key: str) -> sa.ColumnElement[bool]:
     return column[key].isnot(None)
 
 
+def _has_value(dialect: str, key: str, value: Any) -> sa.ColumnElement[bool]:
+    """The metadata has ``key`` with exactly ``value``, a JSON scalar (numbers compare as
+    numbers, so 1 matches 1.0; a string never matches a number)."""
+    if not isinstance(value, (str, int, float, type(None))):
+        raise InvalidArgumentError(
+            f"a metadata filter compares a string, number, true, false or null, not {value!r:.60}"
+        )
+    if dialect != "sqlite":
+        found = sa.cast(_sessions.c.metadata[key], JSONB)
+        return found == sa.cast(sa.literal(json.dumps(value)), JSONB)
+    each = sa.func.json_each(_sessions.c.metadata).table_valued("key", "value", "type")
+    if value is None or isinstance(value, bool):
+        matches = each.c.type == json.dumps(value)  # 'null', 'true', 'false'
+    elif isinstance(value, str):
+        matches = (each.c.type == "text") & (each.c.value == value)
+    else:
+        matches = each.c.type.in_(("integer", "real")) & (each.c.value == value)
+    return sa.exists(sa.select(each.c.key).where(each.c.key == key, matches))
+
+
 async def sessions(
     url: Database = None,
     *,
     prefix: str | None = None,
     metadata_key: str | None = None,
+    metadata: Mapping[str, Any] | None = None,
     idle_days: float | None = None,
     after: str | None = None,
     limit: int = 50,
@@ -159,6 +183,8 @@ async def sessions(
     Args:
         prefix: only ids starting with this string (case-sensitive).
         metadata_key: only sessions whose metadata object has this key.
+        metadata: only sessions whose metadata has each of these keys with exactly this
+            value (a string, number, ``True``/``False`` or ``None``).
         idle_days: only sessions with no activity for at least this many days.
         after: the cursor: only ids greater than this (a previous page's ``next_after``).
         limit: the page size (at least 1).
@@ -177,6 +203,8 @@ async def sessions(
             )
         if metadata_key is not None:
             statement = statement.where(_has_key(connection.dialect.name, metadata_key))
+        for key, value in (metadata or {}).items():
+            statement = statement.where(_has_value(connection.dialect.name, key, value))
         if idle_days is not None:
             cutoff = datetime.now(timezone.utc) - timedelta(days=idle_days)
             statement = statement.where(_sessions.c.updated_at <= cutoff)

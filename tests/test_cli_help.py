@@ -121,3 +121,29 @@ def test_the_installed_command_s_help_ends_with_an_example(argv: list[str]) -> N
     label, line = done.stdout.rstrip("\n").splitlines()[-2:]
     assert label == "example:"
     assert line.startswith("  history-store ")
+
+
+def _sections(markdown: str) -> dict[str, str]:
+    """Each heading of ``markdown`` (outside code blocks) and the text up to the next one."""
+    sections: dict[str, str] = {}
+    heading, body, in_code = "", [], False
+    for line in markdown.splitlines():
+        in_code ^= line.startswith("```")
+        if line.startswith("#") and not in_code:
+            sections[heading] = "\n".join(body)
+            heading, body = line, []
+        else:
+            body.append(line)
+    sections[heading] = "\n".join(body)
+    return sections
+
+
+@pytest.mark.parametrize("name", sorted(_commands()))
+def test_each_command_section_lists_its_exit_codes(name: str) -> None:
+    sections = _sections(DOC.read_text(encoding="utf-8"))
+    (body,) = [
+        text
+        for heading, text in sections.items()
+        if re.search(f"`history-store {re.escape(name)}[ `]", heading)
+    ]
+    assert re.search(r"^Exit codes: `0` ", body, re.MULTILINE), name

@@ -22,7 +22,15 @@ from sqlalchemy.engine import URL, Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from . import tables
-from ._engine import BEGIN_OPTION, WRITE_OPTIONS, make_engine, redact, resolve_url
+from ._engine import (
+    BEGIN_OPTION,
+    WRITE_OPTIONS,
+    is_sqlite,
+    make_engine,
+    redact,
+    resolve_url,
+    sqlite_path,
+)
 from .errors import ConfigurationError, SchemaOutOfDateError
 
 MigrateMode = Literal["auto", "check"]
@@ -187,7 +195,7 @@ async def stamp(url: str | URL | None, revision: str, *, force: bool = False) ->
     resolved = resolve_url(url)
     missing = await _missing_tables(resolved, revision)
     if missing and not force:
-        found = await current(resolved)
+        found = None if _no_such_file(resolved) else await current(resolved)
         command_text = f"{upgrade_command(resolved)} {revision}"
         raise SchemaOutOfDateError(
             f"refused: the database at {redact(resolved)} has no {_tables_named(missing)}, "
@@ -200,6 +208,12 @@ async def stamp(url: str | URL | None, revision: str, *, force: bool = False) ->
         )
     await _run_on_url(resolved, lambda config: command.stamp(config, revision))
     return missing
+
+
+def _no_such_file(url: URL) -> bool:
+    """An SQLite URL naming no file yet: a refused stamp must not create it."""
+    path = sqlite_path(url) if is_sqlite(url) else None
+    return path is not None and not path.exists()
 
 
 def _tables_named(names: list[str]) -> str:
@@ -218,6 +232,8 @@ async def _missing_tables(url: URL, revision: str) -> list[str]:
             wanted |= _tables_created_by(script.revision)
     if not wanted:
         return []
+    if _no_such_file(url):
+        return sorted(wanted)
     engine = make_engine(url)
     try:
         async with engine.connect() as connection:

@@ -41,18 +41,15 @@ def _timestamp_text(text: str) -> datetime | None:
         return None
 
 
-def _when(value: datetime | None) -> str:
+def _when(value: datetime) -> str:
     """A timestamp for a table: UTC, to the second."""
-    if value is None:
-        return "-"
     return as_utc(value).astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def cell(value: Any, width: int | None = None) -> str:
     """One table cell on one line: newlines shown as ``\\n``, ``None`` as ``-``, a timestamp
     (or a text that is exactly one) in UTC to the second, booleans, JSON objects and lists
-    as JSON;
-    cut to ``width`` characters with ``…`` when given."""
+    as JSON; cut to ``width`` characters with ``…`` when given."""
     if value is None:
         return "-"
     if isinstance(value, str):

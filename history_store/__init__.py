@@ -4,6 +4,9 @@ Chat Completions backends keep no state on the server; history_store keeps every
 SQLite or PostgreSQL and hands it back through the SDK's ``Session`` protocol.
 """
 
+import dataclasses as _dataclasses
+import typing as _typing
+
 from .errors import (
     ConfigurationError,
     CopyConflictError,
@@ -30,15 +33,26 @@ from .runner.models import declare_chat_completions, is_chat_completions
 from .runner.run import Runner, default_store, session_used
 from .session import HistorySession
 from .store import HistoryStore
-from .tools.chat import chat
-from .tools.copy import copy_database
-from .tools.inspect import sessions, show, stats, turns
-from .tools.maintenance import delete, prune
-from .tools.sdk_export import export_to_sdk
-from .tools.sdk_import import migrate_from_sdk
-from .tools.search import search
-from .tools.sql import sql
-from .tools.transfer import export, import_
+from .tools.chat import ChatSummary, chat
+from .tools.copy import CopyReport, copy_database
+from .tools.inspect import (
+    ItemRow,
+    SessionInfo,
+    SessionPage,
+    Stats,
+    TurnInfo,
+    sessions,
+    show,
+    stats,
+    turns,
+)
+from .tools.maintenance import PruneResult, delete, prune
+from .tools.metadata import meta
+from .tools.sdk_export import SdkExportReport, export_to_sdk
+from .tools.sdk_import import SdkImportReport, SdkSessionReport, migrate_from_sdk
+from .tools.search import SearchHit, search
+from .tools.sql import QueryResult, sql
+from .tools.transfer import TransferSummary, export, import_
 
 __version__ = "0.1.0"
 
@@ -84,17 +98,38 @@ __all__ = [
     "import_",
     "delete",
     "prune",
+    "meta",
     "chat",
     "migrate_from_sdk",
     "export_to_sdk",
     "copy_database",
+    # What those functions return.
+    "SessionPage",
+    "SessionInfo",
+    "ItemRow",
+    "TurnInfo",
+    "SearchHit",
+    "QueryResult",
+    "Stats",
+    "TransferSummary",
+    "PruneResult",
+    "ChatSummary",
+    "SdkImportReport",
+    "SdkSessionReport",
+    "SdkExportReport",
+    "CopyReport",
     "__version__",
 ]
 
 # Each public name reports the package as its home (as httpx does): help(), reprs and
 # tracebacks show ``history_store.HistoryStore``, the path users import, not the module the
 # code happens to live in. tests/test_layout.py pins this.
+# A dataclass's annotations are strings (``from __future__ import annotations``), which
+# typing.get_type_hints evaluates in the namespace ``__module__`` names: resolved first, while
+# that is still the defining module, they keep working.
 for _name in __all__:
     if not _name.startswith("__"):
+        if _dataclasses.is_dataclass(globals()[_name]):
+            globals()[_name].__annotations__ = _typing.get_type_hints(globals()[_name])
         setattr(globals()[_name], "__module__", "history_store")  # noqa: B010
 del _name

@@ -217,12 +217,31 @@ def make_engine(url: URL, *, read_only: bool = False, pooled: bool = True) -> As
     connect_args: dict[str, Any] = {}
     if read_only:
         connect_args["server_settings"] = {"default_transaction_read_only": "on"}
-    return create_async_engine(
+    engine = create_async_engine(
         url,
         connect_args=connect_args,
         json_serializer=dump_json,
         **_pool_options(pooled, 10, 20),
     )
+    _name_the_server_on_connect_errors(engine, url)
+    return engine
+
+
+def _name_the_server_on_connect_errors(engine: AsyncEngine, url: URL) -> None:
+    """Make a failure to connect :class:`DatabaseUnavailableError` naming ``url``.
+
+    asyncpg raises a bare ``OSError`` (or its own error class) when the server is down or
+    refuses the login, which SQLAlchemy passes on untranslated; every engine meets it on its
+    first statement, wherever that is (schema commands, copy, export-to), so it is named
+    here, once, where every connection is made.
+    """
+
+    @event.listens_for(engine.sync_engine, "do_connect")
+    def _connect(dialect: Any, _record: Any, cargs: Any, cparams: Any) -> Any:
+        try:
+            return dialect.connect(*cargs, **cparams)
+        except Exception as exc:
+            raise unavailable(url, exc) from exc
 
 
 def unavailable(url: URL, exc: BaseException) -> DatabaseUnavailableError:

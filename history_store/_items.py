@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 
 from .backends.base import EncodedItem
-from .errors import InvalidItemError, InvalidSessionIdError
+from .errors import InvalidArgumentError, InvalidItemError, InvalidSessionIdError
 
 MAX_SESSION_ID_BYTES = 1024
 """Longest session id accepted, in UTF-8 bytes (PostgreSQL's btree rows must stay small)."""
@@ -216,6 +216,30 @@ def _loads_back_equal(item_json: str, item: Mapping[str, Any]) -> bool:
         return bool(orjson.loads(item_json) == item)
     except orjson.JSONDecodeError:
         return False
+
+
+def check_metadata(values: object) -> dict[str, Any]:
+    """``values`` as session metadata: a dict whose keys are str and whose values JSON keeps
+    exactly (as for items); else :class:`InvalidArgumentError` saying what is wrong."""
+    if not isinstance(values, Mapping):
+        raise InvalidArgumentError(
+            f"metadata must be a dict of JSON values, not a {type(values).__name__}"
+        )
+    metadata = dict(values)
+    try:
+        _READABLE_JSON.encode(metadata).encode("utf-8")
+    except (TypeError, ValueError, RecursionError) as exc:  # UnicodeEncodeError: a ValueError
+        raise InvalidArgumentError(
+            f"metadata cannot be stored as JSON: {exc}. Use plain dicts, lists, strings and "
+            "finite numbers; nothing was stored."
+        ) from exc
+    inexact = _inexact_part(metadata)
+    if inexact is not None:
+        raise InvalidArgumentError(
+            f"metadata holds {inexact}, which JSON would not give back as it was; nothing "
+            "was stored."
+        )
+    return metadata
 
 
 def encode_items(items: Sequence[Any]) -> list[EncodedItem]:

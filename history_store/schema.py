@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Literal
 
@@ -16,11 +16,21 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import inspect, text
+from alembic.util import CommandError
+from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.engine import URL, Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from ._engine import BEGIN_OPTION, WRITE_OPTIONS, make_engine, redact, resolve_url
+from . import tables
+from ._engine import (
+    BEGIN_OPTION,
+    WRITE_OPTIONS,
+    is_sqlite,
+    make_engine,
+    redact,
+    resolve_url,
+    sqlite_path,
+)
 from .errors import ConfigurationError, SchemaOutOfDateError
 
 MigrateMode = Literal["auto", "check"]
@@ -126,13 +136,20 @@ async def _with_connection(engine: AsyncEngine, operation: Callable[[Connection]
         await connection.run_sync(run_with_foreign_keys_off, operation)
 
 
+def _unknown_revision(exc: CommandError) -> ConfigurationError:
+    return ConfigurationError(f"{exc}; list the revisions with: history-store db history")
+
+
 def _alembic_operation(
     action: Callable[[Config], None],
 ) -> Callable[[Connection], None]:
     def operation(connection: Connection) -> None:
         config = alembic_config()
         config.attributes["connection"] = connection
-        action(config)
+        try:
+            action(config)
+        except CommandError as exc:
+            raise _unknown_revision(exc) from exc
 
     return operation
 
@@ -166,9 +183,81 @@ async def downgrade(url: str | URL | None, revision: str) -> None:
     await _run_on_url(url, lambda config: command.downgrade(config, revision))
 
 
-async def stamp(url: str | URL | None, revision: str) -> None:
-    """Record ``revision`` as current without running any migration."""
-    await _run_on_url(url, lambda config: command.stamp(config, revision))
+async def stamp(url: str | URL | None, revision: str, *, force: bool = False) -> list[str]:
+    """Record ``revision`` as current without running any migration.
+
+    Stamping says "these tables are already here", so a database that lacks a table
+    ``revision`` has is refused with :class:`SchemaOutOfDateError` naming ``db upgrade``
+    (stamping an empty database would leave every later command failing on a missing
+    table). ``force=True`` stamps anyway. Returns the tables that were missing (``[]``
+    unless forced).
+    """
+    resolved = resolve_url(url)
+    missing = await _missing_tables(resolved, revision)
+    if missing and not force:
+        found = None if _no_such_file(resolved) else await current(resolved)
+        command_text = f"{upgrade_command(resolved)} {revision}"
+        raise SchemaOutOfDateError(
+            f"refused: the database at {redact(resolved)} has no {_tables_named(missing)}, "
+            f"which revision {revision!r} has; stamping records a schema that is already "
+            f"there. To create it, run: {command_text}. To record the revision anyway, add "
+            "--force.",
+            current=found,
+            expected=revision,
+            command=command_text,
+        )
+    await _run_on_url(resolved, lambda config: command.stamp(config, revision))
+    return missing
+
+
+def _no_such_file(url: URL) -> bool:
+    """An SQLite URL naming no file yet: a refused stamp must not create it."""
+    path = sqlite_path(url) if is_sqlite(url) else None
+    return path is not None and not path.exists()
+
+
+def _tables_named(names: list[str]) -> str:
+    return ("table " if len(names) == 1 else "tables ") + ", ".join(names)
+
+
+async def _missing_tables(url: URL, revision: str) -> list[str]:
+    """The tables of ``revision`` (those of ``tables.py``) the database at ``url`` lacks."""
+    try:
+        scripts = _script().get_revisions(revision)
+    except CommandError as exc:
+        raise _unknown_revision(exc) from exc
+    wanted: set[str] = set()
+    for script in scripts:
+        if script is not None:
+            wanted |= _tables_created_by(script.revision)
+    if not wanted:
+        return []
+    if _no_such_file(url):
+        return sorted(wanted)
+    engine = make_engine(url)
+    try:
+        async with engine.connect() as connection:
+            present = await connection.run_sync(lambda sync: set(inspect(sync).get_table_names()))
+    finally:
+        await engine.dispose()
+    return sorted(wanted - present)
+
+
+@cache
+def _tables_created_by(revision: str) -> frozenset[str]:
+    """The tables of ``tables.py`` a database has at ``revision``: the revisions up to it
+    run on an empty in-memory SQLite database, whose tables are then listed. (Tables one
+    database alone has, such as SQLite's full-text index, are not in ``tables.py``.)"""
+    engine = create_engine("sqlite://")
+    try:
+        with engine.begin() as connection:
+            config = alembic_config()
+            config.attributes["connection"] = connection
+            command.upgrade(config, revision)
+            created = set(inspect(connection).get_table_names())
+    finally:
+        engine.dispose()
+    return frozenset(created & set(tables.metadata.tables))
 
 
 async def current(url: str | URL | None = None) -> str | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import inspect
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from agents.items import TResponseInputItem
@@ -13,7 +13,14 @@ from agents.memory.session_settings import coerce_session_settings, resolve_sess
 from sqlalchemy.engine import URL
 
 from . import _run_turns as run_turns
-from ._items import CORRUPT, encode_items, load_item, load_items, validate_session_id
+from ._items import (
+    CORRUPT,
+    check_metadata,
+    encode_items,
+    load_item,
+    load_items,
+    validate_session_id,
+)
 from ._time import utcnow
 from .backends.base import Backend, Rows, TurnRecord
 from .errors import InvalidArgumentError
@@ -40,6 +47,12 @@ class HistorySession:
 
     Open one with ``store.session(session_id)``, or with :meth:`from_url` for a session that
     owns its own store (close it with :meth:`close`).
+
+    A session can carry metadata, a JSON object of the application's own (a user, a tenant):
+    ``metadata=`` sets it when this session creates the session's row (its first
+    :meth:`add_items` or :meth:`update_metadata`; one more short write then, none when no
+    metadata is given); a session that already exists keeps its own.
+    :meth:`get_metadata` and :meth:`update_metadata` read and change it.
     """
 
     session_id: str
@@ -56,8 +69,12 @@ class HistorySession:
         store: HistoryStore,
         session_settings: SessionSettings | dict[str, Any] | None = None,
         owns_store: bool = False,
+        metadata: Mapping[str, Any] | None = None,
     ) -> None:
         self.session_id = validate_session_id(session_id)
+        self._metadata_on_creation = check_metadata(metadata) if metadata is not None else None
+        # True until this session has made sure the row exists (with that metadata).
+        self._create_first = metadata is not None
         self.session_settings = (
             coerce_session_settings(session_settings)
             if session_settings is not None
@@ -74,10 +91,17 @@ class HistorySession:
         url: str | URL | None = None,
         migrate: MigrateMode | None = None,
         session_settings: SessionSettings | dict[str, Any] | None = None,
+        metadata: Mapping[str, Any] | None = None,
     ) -> HistorySession:
         """A session with a store of its own at ``url``; :meth:`close` closes both."""
         store = cls._open_store(url, migrate=migrate)
-        return cls(session_id, store=store, session_settings=session_settings, owns_store=True)
+        return cls(
+            session_id,
+            store=store,
+            session_settings=session_settings,
+            owns_store=True,
+            metadata=metadata,
+        )
 
     def __repr__(self) -> str:
         return f"HistorySession({self.session_id!r}, store={self.store!r})"
@@ -170,6 +194,8 @@ class HistorySession:
             return
         encoded = encode_items(items)
         backend = await self.store.backend()
+        if self._create_first:
+            await self._create(backend)
         appended = await backend.append(self.session_id, encoded, utcnow())
         run = run_turns.current.get()
         if run is not None and run.session is self:
@@ -212,14 +238,43 @@ class HistorySession:
             before = rows[0][0]
 
     async def clear_session(self, *, wrapper: RunContextWrapper[Any] | None = None) -> None:
-        """Delete every item of the session, and the session itself."""
+        """Delete every item of the session, and the session itself (its metadata too: a
+        session opened with ``metadata=`` sets it again when it is next written)."""
         backend = await self.store.backend()
         await backend.clear(self.session_id)
+        self._create_first = self._metadata_on_creation is not None
 
     async def close(self) -> None:
         """Close the store if this session owns it (see :meth:`from_url`); else nothing."""
         if self._owns_store:
             await self.store.close()
+
+    # -- metadata ----------------------------------------------------------------------------
+
+    async def _create(self, backend: Backend) -> None:
+        assert self._metadata_on_creation is not None
+        await backend.create_session(self.session_id, self._metadata_on_creation, utcnow())
+        self._create_first = False
+
+    async def get_metadata(self) -> dict[str, Any] | None:
+        """The session's metadata object (``{}`` if it has none), or ``None`` when the
+        session does not exist yet (nothing was ever added to it)."""
+        backend = await self.store.backend()
+        return await backend.get_metadata(self.session_id)
+
+    async def update_metadata(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        """Merge ``values`` into the session's metadata and return the result.
+
+        Each key of ``values`` is set (added, or its value replaced whole); other keys stay.
+        One transaction: concurrent updates of one session each see the other's keys. A
+        session that does not exist yet is created (with no items). Values must be JSON:
+        :class:`InvalidArgumentError` otherwise, and nothing changes.
+        """
+        checked = check_metadata(values)
+        backend = await self.store.backend()
+        if self._create_first:
+            await self._create(backend)
+        return await backend.update_metadata(self.session_id, checked, utcnow())
 
 
 # The SDK asks inspect.signature whether a session method takes ``wrapper``, for each of the

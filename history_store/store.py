@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from types import TracebackType
 from typing import Any
 
@@ -17,7 +17,7 @@ from ._loop_resources import loop_engines
 from .backends.base import Backend
 from .backends.core import CoreBackend
 from .backends.sqlite import SQLiteBackend
-from .errors import ConfigurationError, StoreClosedError
+from .errors import ConfigurationError, DatabaseUnavailableError, StoreClosedError
 from .schema import MigrateMode, ensure_schema
 from .session import HistorySession
 
@@ -90,12 +90,16 @@ class HistoryStore:
         session_id: str | None = None,
         *,
         session_settings: SessionSettings | dict[str, Any] | None = None,
+        metadata: Mapping[str, Any] | None = None,
     ) -> HistorySession:
         """A session of this store, for ``Runner.run(..., session=...)``.
 
         Without ``session_id`` (and no ``default_session_id`` on the store) the session gets
         a new id of its own (:func:`new_session_id`): read it from ``session.session_id`` to
         continue the conversation later. No database work happens until the session is used.
+        ``metadata`` (a JSON object) is set when the session is created, by its first write;
+        a session that already exists keeps its own (change it with
+        ``await session.update_metadata(...)``).
         """
         if session_id is None:
             session_id = self.default_session_id or new_session_id()
@@ -103,6 +107,7 @@ class HistoryStore:
             session_id,
             store=self,
             session_settings=session_settings,
+            metadata=metadata,
         )
 
     async def engine(self) -> AsyncEngine:
@@ -118,6 +123,8 @@ class HistoryStore:
         if not self._schema_ready:
             try:
                 await ensure_schema(engine, self._url, self._migrate)
+            except DatabaseUnavailableError:
+                raise  # already named (a ConnectionError, so an OSError too)
             except (OSError, DBAPIError) as exc:
                 # The first contact with the database: name it (password hidden) and what to
                 # check, rather than a bare driver error.

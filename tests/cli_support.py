@@ -7,6 +7,8 @@ more than a year), written as an export file and imported, so every value is kno
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -15,6 +17,9 @@ from history_store import HistoryStore
 from history_store.backends.base import TurnRecord
 from history_store.schema import upgrade
 from history_store.tools.transfer import import_
+
+PROGRAM = str(Path(sys.executable).with_name("history-store"))
+"""The installed entry point, as a user runs it."""
 
 ACTIVE = datetime.now(timezone.utc).replace(microsecond=0)
 ACTIVE_TEXT = ACTIVE.strftime("%Y-%m-%d %H:%M:%S")
@@ -144,3 +149,19 @@ async def populate(url: str, directory: Path) -> Path:
                 ],
             )
     return path
+
+
+def run_program(
+    *argv: str, stdin: str = "", env: dict[str, str] | None = None, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``history-store ARGV...`` in a subprocess (the installed entry point), output captured."""
+    return subprocess.run(
+        [PROGRAM, *argv],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env=env,
+        cwd=cwd,
+    )

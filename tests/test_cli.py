@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from cli_support import ACTIVE, ACTIVE_TEXT, export_text, populate
 
+from history_store import HistoryStore
 from history_store.cli import main
 
 Capture = pytest.CaptureFixture[str]
@@ -228,6 +229,28 @@ def test_sql(any_url: str, capsys: Capture) -> None:
     )
     code, out, _ = run(capsys, "--url", any_url, "sql", "--json", "SELECT 1 AS one, 'é' AS e")
     assert (code, out) == (0, '{"columns": ["one", "e"], "rows": [[1, "é"]]}\n')
+
+
+def test_sql_shows_timestamps_as_every_table_does(any_url: str, capsys: Capture) -> None:
+    """SQLite hands timestamps back as text with microseconds, PostgreSQL as timestamps:
+    both print to the second in UTC, as `sessions` prints them."""
+    query = (
+        "SELECT session_id, first_activity, last_activity FROM hs_session_summary "
+        "WHERE session_id <> 'support-42' ORDER BY session_id"
+    )
+    assert run(capsys, "--url", any_url, "sql", query) == (
+        0,
+        "session_id  first_activity       last_activity\n"
+        "sales-1     2025-02-01 10:00:00  2025-02-01 10:02:00\n"
+        "support-7   2025-01-01 08:00:00  2025-01-01 08:10:00\n"
+        "(2 rows)\n",
+        "",
+    )
+    code, out, _ = run(capsys, "--url", any_url, "sessions", "--prefix", "support-7")
+    assert (code, out.splitlines()[1].split()[3:7]) == (
+        0,
+        ["2025-01-01", "08:00:00", "2025-01-01", "08:10:00"],
+    )
 
 
 @pytest.mark.parametrize(
@@ -476,6 +499,58 @@ def test_prune_keep_last_turns(any_url: str, capsys: Capture) -> None:
     assert run(capsys, "--url", any_url, "search", "Norway") == (0, "no matches\n", "")
 
 
+def test_sessions_and_stats_count_the_turns_left_after_prune(any_url: str, capsys: Capture) -> None:
+    assert run(capsys, "--url", any_url, "prune", "--keep-last-turns", "1")[0] == 0
+    code, out, _ = run(capsys, "--url", any_url, "sessions")
+    assert code == 0
+    assert [line.split()[:3] for line in out.splitlines()] == [
+        ["SESSION", "ITEMS", "TURNS"],
+        ["sales-1", "2", "1"],
+        ["support-42", "4", "1"],
+        ["support-7", "2", "1"],
+    ]
+    code, out, _ = run(capsys, "--url", any_url, "--json", "stats")
+    assert (code, json.loads(out)["items"], json.loads(out)["turns"]) == (0, 8, 3)
+
+    async def next_turn() -> None:
+        async with HistoryStore(any_url) as store:
+            await store.session("sales-1").add_items([{"role": "user", "content": "More?"}])
+
+    asyncio.run(next_turn())
+    # The counter kept growing: the new turn is number 3, not 2 again.
+    code, out, _ = run(capsys, "--url", any_url, "--json", "show", "sales-1")
+    assert [(item["seq"], item["turn"]) for item in json.loads(out)["items"]] == [
+        (3, 2),
+        (4, 2),
+        (5, 3),
+    ]
+    code, out, _ = run(capsys, "--url", any_url, "--json", "sessions", "--prefix", "sales")
+    assert [(s["items"], s["turns"]) for s in json.loads(out)["sessions"]] == [(3, 2)]
+
+
+def test_prune_only_the_sessions_named(any_url: str, capsys: Capture) -> None:
+    def items() -> dict[str, int]:
+        code, out, _ = run(capsys, "--url", any_url, "--json", "sessions")
+        assert code == 0
+        return {s["session_id"]: s["items"] for s in json.loads(out)["sessions"]}
+
+    args = ("--url", any_url, "prune", "--keep-last-turns", "1", "--session", "support-42")
+    assert run(capsys, *args, "--dry-run") == (0, "would delete 0 sessions, 4 items\n", "")
+    assert run(capsys, *args) == (0, "deleted 0 sessions, 4 items\n", "")
+    assert items() == {"sales-1": 4, "support-42": 4, "support-7": 2}
+    # Both idle sessions are older than 30 days; only the one named goes.
+    args = ("--url", any_url, "prune", "--older-than", "30d", "--session", "sales-1")
+    assert run(capsys, *args, "--session", "support-42") == (0, "deleted 1 session, 4 items\n", "")
+    assert items() == {"support-42": 4, "support-7": 2}
+    assert run(capsys, "--url", any_url, "prune", "--older-than", "1s", "--session", "nope") == (
+        1,
+        "",
+        "error: no session 'nope' in this database; nothing was pruned. "
+        "List sessions with: history-store sessions\n",
+    )
+    assert items() == {"support-42": 4, "support-7": 2}
+
+
 def test_prune_bad_age(url: str, capsys: Capture) -> None:
     assert run(capsys, "--url", url, "prune", "--older-than", "a month") == (
         1,
@@ -490,4 +565,56 @@ def test_prune_needs_one_mode(url: str, capsys: Capture) -> None:
     assert exit_info.value.code == 2
     assert "one of the arguments --older-than --keep-last-turns is required" in (
         capsys.readouterr().err
+    )
+
+
+def test_meta_prints_and_merges(any_url: str, capsys: Capture) -> None:
+    assert run(capsys, "--url", any_url, "meta", "support-42") == (
+        0,
+        "KEY       VALUE\ncustomer  acme\ntier      gold\n",
+        "",
+    )
+    pairs = ["tier=platinum", "seats=12", 'code="007"', "vip=true", "note=a b", "gone=null"]
+    assert run(capsys, "--url", any_url, "--json", "meta", "support-42", *pairs) == (
+        0,
+        '{"session_id": "support-42", "metadata": {"customer": "acme", "tier": "platinum", '
+        '"seats": 12, "code": "007", "vip": true, "note": "a b", "gone": null}}\n',
+        "",
+    )
+    assert run(capsys, "--url", any_url, "meta", "sales-1") == (0, "no metadata\n", "")
+    assert run(capsys, "--url", any_url, "meta", "sales-1", "owner=ada")[1] == (
+        "KEY    VALUE\nowner  ada\n"
+    )
+    assert run(capsys, "--url", any_url, "meta", "nope", "a=1") == (
+        1,
+        "",
+        "error: no session 'nope' in this database; list them with: history-store sessions\n",
+    )
+    code, out, _ = run(capsys, "--url", any_url, "--json", "sessions")
+    assert (code, "nope" in out) == (0, False)  # a mistyped id creates nothing
+
+
+def test_sessions_filter_on_a_metadata_value(any_url: str, capsys: Capture) -> None:
+    hostile = 'it\'s "quoted"; DROP TABLE hs_items; --'
+    assert run(capsys, "--url", any_url, "meta", "sales-1", "seats=12", f"{hostile}=1.0")[0] == 0
+    assert run(capsys, "--url", any_url, "meta", "support-7", 'seats="12"', "trial=false")[0] == 0
+
+    def ids(meta: str) -> list[str]:
+        code, out, _ = run(capsys, "--url", any_url, "--json", "sessions", "--meta", meta)
+        assert code == 0
+        return [s["session_id"] for s in json.loads(out)["sessions"]]
+
+    assert ids("customer=acme") == ["support-42"]
+    assert ids('customer="globex"') == ["support-7"]
+    assert ids("seats=12") == ["sales-1"]  # the number, not the string "12"
+    assert ids('seats="12"') == ["support-7"]
+    assert ids("seats=12.0") == ["sales-1"]
+    assert ids("trial=false") == ["support-7"]
+    assert ids("trial=null") == []
+    assert ids(f"{hostile}=1") == ["sales-1"]
+    assert ids("seats") == ["sales-1", "support-7"]
+    assert run(capsys, "--url", any_url, "sessions", "--meta", "tags=[1]") == (
+        1,
+        "",
+        "error: a metadata filter compares a string, number, true, false or null, not [1]\n",
     )

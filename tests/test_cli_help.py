@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import argparse
 import re
+import shlex
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from cli_support import run_program
 
 import history_store
 from history_store.cli import build_parser, main
@@ -35,7 +38,19 @@ def test_every_command_has_help_and_a_section_in_the_docs() -> None:
 
 @pytest.mark.parametrize(
     "name",
-    ["sessions", "show", "search", "sql", "stats", "export", "import", "delete", "prune", "chat"],
+    [
+        "sessions",
+        "show",
+        "search",
+        "sql",
+        "stats",
+        "meta",
+        "export",
+        "import",
+        "delete",
+        "prune",
+        "chat",
+    ],
 )
 def test_help_page(name: str, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:
@@ -54,6 +69,7 @@ def test_help_page(name: str, capsys: pytest.CaptureFixture[str]) -> None:
         ("search", "search"),
         ("sql", "sql"),
         ("stats", "stats"),
+        ("meta", "meta"),
         ("export", "export"),
         ("import", "import_"),
         ("delete", "delete"),
@@ -65,3 +81,69 @@ def test_each_command_has_a_public_library_function(command: str, function: str)
     assert function in history_store.__all__
     assert callable(getattr(history_store, function))
     assert getattr(history_store, function).__doc__
+
+
+def _every_parser() -> Iterator[tuple[str, argparse.ArgumentParser]]:
+    """``history-store`` itself and every command and sub-command, with its command line."""
+    pending = [("history-store", build_parser())]
+    while pending:
+        path, parser = pending.pop()
+        yield path, parser
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                pending += [(f"{path} {name}", sub) for name, sub in action.choices.items()]
+
+
+EVERY_PARSER = dict(_every_parser())
+
+
+@pytest.mark.parametrize("path", sorted(EVERY_PARSER))
+def test_help_ends_with_one_example_that_parses(path: str) -> None:
+    parser = EVERY_PARSER[path]
+    *_, label, line = parser.format_help().rstrip("\n").splitlines()
+    assert (label, line.startswith("  history-store ")) == ("example:", True), path
+    example = shlex.split(line)
+    assert parser.format_help().count("example:") == 1
+    # The example is a command line that parses, for this very command.
+    parsed = build_parser().parse_args(example[1:])
+    names = [parsed.command, getattr(parsed, "db_command", None)]
+    shown = " ".join(["history-store", *(name for name in names if name)])
+    assert shown.startswith(path), line
+    own_handler = parser.get_default("handler")
+    if own_handler is not None:
+        assert parsed.handler is own_handler, path
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["db", "stamp", "--help"]])
+def test_the_installed_command_s_help_ends_with_an_example(argv: list[str]) -> None:
+    done = run_program(*argv)
+    assert (done.returncode, done.stderr) == (0, "")
+    label, line = done.stdout.rstrip("\n").splitlines()[-2:]
+    assert label == "example:"
+    assert line.startswith("  history-store ")
+
+
+def _sections(markdown: str) -> dict[str, str]:
+    """Each heading of ``markdown`` (outside code blocks) and the text up to the next one."""
+    sections: dict[str, str] = {}
+    heading, body, in_code = "", [], False
+    for line in markdown.splitlines():
+        in_code ^= line.startswith("```")
+        if line.startswith("#") and not in_code:
+            sections[heading] = "\n".join(body)
+            heading, body = line, []
+        else:
+            body.append(line)
+    sections[heading] = "\n".join(body)
+    return sections
+
+
+@pytest.mark.parametrize("name", sorted(_commands()))
+def test_each_command_section_lists_its_exit_codes(name: str) -> None:
+    sections = _sections(DOC.read_text(encoding="utf-8"))
+    (body,) = [
+        text
+        for heading, text in sections.items()
+        if re.search(f"`history-store {re.escape(name)}[ `]", heading)
+    ]
+    assert re.search(r"^Exit codes: `0` ", body, re.MULTILINE), name

@@ -7,15 +7,12 @@ import asyncio
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from cli_support import export_text, populate
+from cli_support import PROGRAM, export_text, populate, run_program
 
 from history_store.testing import StubModelServer
-
-PROGRAM = str(Path(sys.executable).with_name("history-store"))
 
 
 @pytest.fixture
@@ -25,14 +22,8 @@ def url(tmp_path: Path) -> str:
     return database
 
 
-def cli(*argv: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [PROGRAM, *argv], input=stdin, capture_output=True, text=True, timeout=120, check=False
-    )
-
-
 def test_sessions_json(url: str) -> None:
-    done = cli("--url", url, "sessions", "--json", "--prefix", "support-7")
+    done = run_program("--url", url, "sessions", "--json", "--prefix", "support-7")
     assert (done.returncode, done.stderr) == (0, "")
     assert json.loads(done.stdout) == {
         "sessions": [
@@ -50,7 +41,7 @@ def test_sessions_json(url: str) -> None:
 
 
 def test_sql_write_is_refused_with_exit_code_1(url: str) -> None:
-    done = cli("--url", url, "sql", "DELETE FROM hs_sessions")
+    done = run_program("--url", url, "sql", "DELETE FROM hs_sessions")
     assert (done.returncode, done.stdout) == (1, "")
     assert done.stderr == (
         "error: refused: `sql` runs read-only queries (SELECT, WITH, EXPLAIN); "
@@ -58,14 +49,44 @@ def test_sql_write_is_refused_with_exit_code_1(url: str) -> None:
     )
 
 
+def test_sql_prints_sqlite_timestamps_to_the_second(url: str) -> None:
+    query = "SELECT created_at, updated_at FROM hs_sessions WHERE session_id = 'support-7'"
+    done = run_program("--url", url, "sql", query)
+    assert (done.returncode, done.stderr) == (0, "")
+    assert done.stdout == (
+        "created_at           updated_at\n2025-01-01 08:00:00  2025-01-01 08:10:00\n(1 row)\n"
+    )
+
+
+def test_prune_one_session_then_list_what_is_left(url: str) -> None:
+    done = run_program("--url", url, "prune", "--keep-last-turns", "1", "--session", "support-42")
+    assert (done.returncode, done.stdout, done.stderr) == (0, "deleted 0 sessions, 4 items\n", "")
+    done = run_program("--url", url, "sessions")
+    assert done.returncode == 0
+    assert [line.split()[:3] for line in done.stdout.splitlines()] == [
+        ["SESSION", "ITEMS", "TURNS"],
+        ["sales-1", "4", "2"],
+        ["support-42", "4", "1"],
+        ["support-7", "2", "1"],
+    ]
+
+
+def test_meta_merges_then_sessions_filters_on_it(url: str) -> None:
+    done = run_program("--url", url, "meta", "sales-1", "tenant=acme", "seats=3")
+    assert (done.returncode, done.stderr) == (0, "")
+    assert done.stdout == "KEY     VALUE\ntenant  acme\nseats   3\n"
+    done = run_program("--url", url, "--json", "sessions", "--meta", "tenant=acme")
+    assert [s["session_id"] for s in json.loads(done.stdout)["sessions"]] == ["sales-1"]
+
+
 def test_usage_error_exits_2(url: str) -> None:
-    done = cli("--url", url, "show")
+    done = run_program("--url", url, "show")
     assert done.returncode == 2
     assert "the following arguments are required: session" in done.stderr
 
 
 def test_export_without_a_terminal_prints_no_progress(url: str) -> None:
-    done = cli("--url", url, "export")
+    done = run_program("--url", url, "export")
     assert (done.returncode, done.stdout, done.stderr) == (
         0,
         export_text(),
@@ -109,10 +130,10 @@ def test_export_draws_a_progress_bar_on_a_terminal(url: str) -> None:
 
 def test_import_from_stdin_then_chat(tmp_path: Path, stub: StubModelServer) -> None:
     url = f"sqlite:///{tmp_path / 'fresh.db'}"
-    done = cli("--url", url, "import", "-", stdin=export_text())
+    done = run_program("--url", url, "import", "-", stdin=export_text())
     assert (done.returncode, done.stdout, done.stderr) == (0, "imported 3 sessions, 14 items\n", "")
     chat = ("--url", url, "chat", "--base-url", stub.base_url, "--session", "sales-1")
-    done = cli(*chat, stdin="Is it far?\n")
+    done = run_program(*chat, stdin="Is it far?\n")
     assert (done.returncode, done.stderr) == (0, "")
     # The imported history reached the model: 4 stored items plus the new message.
     assert done.stdout == "assistant: reply 1: saw 5 messages; last user said: Is it far?\n"

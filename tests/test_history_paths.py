@@ -73,6 +73,7 @@ async def _script(store: HistoryStore) -> tuple[list[Any], list[tuple[Any, ...]]
     await backend.record_turns("missing", [TurnRecord(turn=1, status="failed")])
     results.append(await first.get_items())
     results.append(await first.get_items(limit=3))
+    results += await _metadata_script(store)
     engine = await store.engine()
     async with engine.connect() as connection:
         items = await connection.execute(
@@ -83,8 +84,8 @@ async def _script(store: HistoryStore) -> tuple[list[Any], list[tuple[Any, ...]]
         )
         sessions = await connection.execute(
             text(
-                "SELECT session_id, last_seq, item_count, turn_count FROM hs_sessions "
-                "ORDER BY session_id"
+                "SELECT session_id, last_seq, item_count, turn_count, "
+                "CAST(metadata AS TEXT) FROM hs_sessions ORDER BY session_id"
             )
         )
         turns = await connection.execute(
@@ -99,6 +100,24 @@ async def _script(store: HistoryStore) -> tuple[list[Any], list[tuple[Any, ...]]
             *(tuple(row) for row in turns.all()),
         ]
     return results, state
+
+
+async def _metadata_script(store: HistoryStore) -> list[Any]:
+    """Metadata set on creation, merged, read; on new and existing sessions."""
+    tagged = store.session("tagged", metadata={"tenant": "acme", "tags": ["ü", 1.5]})
+    results = [await tagged.get_metadata()]  # not created yet
+    await tagged.add_items([_item(0)])
+    results.append(await tagged.get_metadata())
+    results.append(await tagged.update_metadata({"tenant": "globex", "seats": 3, "x": None}))
+    # An existing session keeps its metadata: "ignored" is not set.
+    await store.session("first", metadata={"ignored": True}).add_items([_item(1)])
+    results.append(await store.session("first").get_metadata())
+    results.append(await store.session("first").update_metadata({"tier": "gold"}))
+    # Updating a session that does not exist creates it, with its creation metadata first.
+    fresh = store.session("fresh", metadata={"from": "creation"})
+    results.append(await fresh.update_metadata({"from": "update", "also": "kept"}))
+    results.append(await store.session("fresh").get_items())
+    return results
 
 
 async def test_every_path_stores_and_returns_the_same(tmp_path: Path, pg_url: str) -> None:
@@ -117,20 +136,32 @@ async def test_every_path_stores_and_returns_the_same(tmp_path: Path, pg_url: st
     assert len(results[1]) == 24 and results[0] == results[1][-5:]
     assert results[2] == list(reversed(results[1][-6:]))
     assert results[3] is None
+    assert results[9:] == [
+        None,
+        {"tenant": "acme", "tags": ["ü", 1.5]},
+        {"tenant": "globex", "tags": ["ü", 1.5], "seats": 3, "x": None},
+        {},
+        {"tier": "gold"},
+        {"from": "update", "also": "kept"},
+        [],
+    ]
     # Six user inputs (items 0, 4, ..., 20) made six turns; popping item 20 counted one out.
-    assert ("first", 24, 18, 5) in state
     assert results[5:7] == [4, None]
-    assert ("first", 3, "completed", "a", 1) in state and (
-        "first",
-        4,
-        "failed",
-        None,
-        None,
-    ) in state
+    assert ("first", 3, "completed", "a", 1) in state
+    assert ("first", 4, "failed", None, None) in state
     # Turn 4 (items 12-15) is failed: kept in the table, left out of both reads.
     assert [item for item in results[7] if item in results[1][12:16]] == []
     assert len(results[7]) == len(results[1][:18]) - 4
     assert results[8] == results[7][-3:]
+    assert ("first", 25, 19, 5, '{"tier": "gold"}') in state
+    assert ("fresh", 0, 0, 0, '{"from": "update", "also": "kept"}') in state
+    assert (
+        "tagged",
+        1,
+        1,
+        1,
+        '{"tenant": "globex", "tags": ["ü", 1.5], "seats": 3, "x": null}',
+    ) in state
 
 
 async def test_deadlocks_and_serialization_failures_are_retried(pg_url: str) -> None:

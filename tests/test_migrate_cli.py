@@ -14,9 +14,10 @@ from pathlib import Path
 import pytest
 from agents import SQLiteSession
 from agents.extensions.memory import SQLAlchemySession
+from cli_support import run_program
 from sqlalchemy import text
 
-from history_store import HistoryStore, SchemaOutOfDateError, schema
+from history_store import HistoryStore, SchemaOutOfDateError, schema, tables
 from history_store._engine import make_engine, resolve_url
 from history_store.cli import main
 
@@ -56,8 +57,8 @@ def test_db_commands_walk_every_revision(
         )
         assert asyncio.run(schema.current(url)) == below, revision
     assert [n for n in table_names(tmp_path / "h.db") if n.startswith("hs_")] == []
-    assert run_cli(capsys, "--url", url, "db", "stamp", HEAD)[0] == 0
-    assert asyncio.run(schema.current(url)) == HEAD
+    assert run_cli(capsys, "--url", url, "db", "stamp", "base")[0] == 0
+    assert asyncio.run(schema.current(url)) is None
     code, out, _ = run_cli(capsys, "db", "history", "--json")
     listed = json.loads(out)
     assert [entry["revision"] for entry in listed] == list(reversed(REVISIONS))
@@ -65,6 +66,66 @@ def test_db_commands_walk_every_revision(
     text_lines = run_cli(capsys, "db", "history")[1].splitlines()
     assert text_lines[0].startswith(
         f"{REVISIONS[-2] if len(REVISIONS) > 1 else 'base'} -> {HEAD} (head)"
+    )
+
+
+# Every table of the newest revision, as the refusal names them.
+HEAD_TABLES = ", ".join(sorted(tables.metadata.tables))
+
+
+def test_stamp_refuses_a_revision_whose_tables_are_absent(
+    db_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    shown = resolve_url(db_url).render_as_string(hide_password=True)
+    code, out, err = run_cli(capsys, "--url", db_url, "db", "stamp", "head")
+    assert (code, out) == (1, "")
+    assert err == (
+        f"error: refused: the database at {shown} has no tables {HEAD_TABLES}, which "
+        "revision 'head' has; stamping records a schema that is already there. To create it, "
+        f"run: history-store --url '{shown}' db upgrade head. To record the revision anyway, "
+        "add --force.\n"
+    )
+    assert asyncio.run(schema.current(db_url)) is None
+    # Once the tables are there, stamping a revision that has them is accepted (0002 has the
+    # tables of 0001; head has more).
+    assert run_cli(capsys, "--url", db_url, "db", "upgrade", REVISIONS[0])[0] == 0
+    assert run_cli(capsys, "--url", db_url, "db", "stamp", REVISIONS[1]) == (
+        0,
+        f"stamped {shown}: now at revision {REVISIONS[1]}\n",
+        "",
+    )
+
+
+def test_stamp_with_force_warns(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'empty.db'}"
+    assert run_cli(capsys, "--url", url, "db", "stamp", HEAD, "--force") == (
+        0,
+        f"stamped {url}: now at revision {HEAD}\n",
+        f"warning: stamped {HEAD} (--force) although the database lacks {HEAD_TABLES}; "
+        "commands will fail until the tables exist\n",
+    )
+    assert asyncio.run(schema.current(url)) == HEAD
+
+
+def test_the_installed_command_refuses_to_stamp_an_empty_database(tmp_path: Path) -> None:
+    path = tmp_path / "empty.db"
+    done = run_program("--url", f"sqlite:///{path}", "db", "stamp", "head")
+    assert (done.returncode, done.stdout) == (1, "")
+    assert done.stderr.startswith("error: refused: the database at ")
+    assert done.stderr.count("\n") == 1
+    assert not path.exists()
+
+
+@pytest.mark.parametrize("action", [["upgrade", "nonsense"], ["stamp", "nonsense"]])
+def test_unknown_revision_is_one_error_line(
+    action: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'h.db'}"
+    assert run_cli(capsys, "--url", url, "db", *action) == (
+        1,
+        "",
+        "error: Can't locate revision identified by 'nonsense'; list the revisions with: "
+        "history-store db history\n",
     )
 
 

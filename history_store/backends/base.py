@@ -13,10 +13,13 @@ There are three backends, each a module of this folder that depends only on this
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import json
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
+
+from ..errors import InvalidArgumentError
 
 Rows = list[tuple[int, str]]
 """``(seq, item JSON)`` rows of one session, oldest first."""
@@ -118,6 +121,26 @@ class Backend(Protocol):
         """Close every connection; the backend is not used again."""
         ...
 
+    async def get_metadata(self, session_id: str) -> dict[str, Any] | None:
+        """The session's metadata object (``{}`` if it has none), or ``None`` if there is no
+        such session. Raises :class:`InvalidArgumentError` for stored metadata that is not an
+        object (:func:`metadata_object`)."""
+        ...
+
+    async def update_metadata(
+        self, session_id: str, values: Mapping[str, Any], now: datetime
+    ) -> dict[str, Any]:
+        """Merge ``values`` into the session's metadata (:func:`merged_metadata`) in one
+        transaction, creating the session (with no items) if needed; returns the result."""
+        ...
+
+    async def create_session(
+        self, session_id: str, metadata: Mapping[str, Any], now: datetime
+    ) -> None:
+        """Create the session, with no items and ``metadata``, unless it exists (then it is
+        left as it is)."""
+        ...
+
 
 def first_of_turn(turn: int, turn_below: int | None) -> bool:
     """Whether a row of ``turn`` started it, given the turn of the row just below it
@@ -140,3 +163,29 @@ def numbered(
         seq += 1
         turn += item.starts_turn
         yield seq, turn, item
+
+
+def metadata_object(session_id: str, stored: Any) -> dict[str, Any]:
+    """Stored metadata (parsed) as the object the metadata methods read and merge: ``{}``
+    for none. Other JSON (an export file may carry any) is refused, not guessed at."""
+    if stored is None:
+        return {}
+    if not isinstance(stored, dict):
+        raise InvalidArgumentError(
+            f"the metadata of session {session_id!r} is a JSON {type(stored).__name__}, not an "
+            "object (it came from an imported file), so it cannot be read or merged as "
+            "key/value pairs; `history-store sessions` shows it as stored"
+        )
+    return stored
+
+
+def merged_metadata(session_id: str, stored: Any, values: Mapping[str, Any]) -> dict[str, Any]:
+    """The session's metadata after an update: the stored object with each key of ``values``
+    set (added or replaced; other keys kept; a value is replaced whole, never merged)."""
+    return {**metadata_object(session_id, stored), **values}
+
+
+def metadata_json(metadata: Mapping[str, Any]) -> str:
+    """The text stored for a metadata object: the JSON every backend writes (SQLAlchemy's
+    serializer in ``_engine.dump_json`` writes the same), non-ASCII text kept readable."""
+    return json.dumps(metadata, ensure_ascii=False)

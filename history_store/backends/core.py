@@ -9,7 +9,7 @@ the running event loop (the one the schema was created on). Each write is one tr
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -19,7 +19,16 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from .. import tables
 from .._engine import BEGIN_OPTION, in_write_transaction, retried_write
-from .base import Appended, EncodedItem, Rows, TurnRecord, first_of_turn, numbered
+from .base import (
+    Appended,
+    EncodedItem,
+    Rows,
+    TurnRecord,
+    first_of_turn,
+    merged_metadata,
+    metadata_object,
+    numbered,
+)
 
 _T = TypeVar("_T")
 _items = tables.items
@@ -75,6 +84,9 @@ _RECORD_TURN = _record.on_conflict_do_update(
         },
         "started_at": func.coalesce(_turns.c.started_at, _record.excluded.started_at),
     },
+)
+_CREATE_SESSION = sqlite.insert(_sessions).on_conflict_do_nothing(
+    index_elements=[_sessions.c.session_id]
 )
 
 
@@ -226,3 +238,43 @@ class CoreBackend:
             await connection.execute(delete(_sessions).where(_sessions.c.session_id == session_id))
 
         await self._write("clear_session", clear)
+
+    # -- metadata ----------------------------------------------------------------------------
+
+    async def get_metadata(self, session_id: str) -> dict[str, Any] | None:
+        statement = select(_sessions.c.metadata).where(_sessions.c.session_id == session_id)
+        engine = await self._engine()
+        async with engine.connect() as connection:
+            await connection.execution_options(**_READ_OPTIONS)
+            row = (await connection.execute(statement)).first()
+        return None if row is None else metadata_object(session_id, row[0])
+
+    async def update_metadata(
+        self, session_id: str, values: Mapping[str, Any], now: datetime
+    ) -> dict[str, Any]:
+        this_session = _sessions.c.session_id == session_id
+
+        async def merge(connection: AsyncConnection) -> dict[str, Any]:
+            await connection.execute(
+                _CREATE_SESSION.values(session_id=session_id, created_at=now, updated_at=now)
+            )
+            stored = await connection.scalar(select(_sessions.c.metadata).where(this_session))
+            merged = merged_metadata(session_id, stored, values)
+            await connection.execute(
+                update(_sessions).where(this_session).values(metadata=merged, updated_at=now)
+            )
+            return merged
+
+        return await self._write("update_metadata", merge)
+
+    async def create_session(
+        self, session_id: str, metadata: Mapping[str, Any], now: datetime
+    ) -> None:
+        async def create(connection: AsyncConnection) -> None:
+            await connection.execute(
+                _CREATE_SESSION.values(
+                    session_id=session_id, created_at=now, updated_at=now, metadata=dict(metadata)
+                )
+            )
+
+        await self._write("create_session", create)

@@ -27,7 +27,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, TypeVar, cast
 
@@ -39,7 +40,16 @@ from sqlalchemy.engine import URL
 
 from .._engine import retried_write, unavailable
 from .._loop_resources import LoopResources
-from .base import Appended, EncodedItem, Rows, TurnRecord, numbered
+from .base import (
+    Appended,
+    EncodedItem,
+    Rows,
+    TurnRecord,
+    merged_metadata,
+    metadata_json,
+    metadata_object,
+    numbered,
+)
 
 _T = TypeVar("_T")
 Connection = asyncpg.Connection | PoolConnectionProxy
@@ -129,6 +139,14 @@ ON CONFLICT (session_id, turn) DO UPDATE SET
 """
 _DELETE_ITEMS = "DELETE FROM hs_items WHERE session_id = $1"
 _DELETE_SESSION = "DELETE FROM hs_sessions WHERE session_id = $1"
+# metadata is a json column (not jsonb): it keeps the text as written, as SQLite does.
+_METADATA = "SELECT metadata::text FROM hs_sessions WHERE session_id = $1"
+_METADATA_LOCKED = _METADATA + " FOR UPDATE"
+_CREATE_SESSION = (
+    "INSERT INTO hs_sessions (session_id, created_at, updated_at, metadata) "
+    "VALUES ($1, $2::timestamptz, $2, $3::json) ON CONFLICT (session_id) DO NOTHING"
+)
+_SET_METADATA = "UPDATE hs_sessions SET metadata = $2::json, updated_at = $3 WHERE session_id = $1"
 
 # What asyncpg raises when it cannot open a connection.
 _CONNECT_ERRORS = (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
@@ -368,3 +386,33 @@ class PostgresBackend:
             await connection.execute(_DELETE_SESSION, session_id)
 
         await self._write("clear_session", clear)
+
+    # -- metadata ----------------------------------------------------------------------------
+
+    async def get_metadata(self, session_id: str) -> dict[str, Any] | None:
+        rows = await self._fetch(_METADATA, session_id)
+        if not rows:
+            return None
+        stored: Any = rows[0][0]
+        return metadata_object(session_id, None if stored is None else json.loads(stored))
+
+    async def update_metadata(
+        self, session_id: str, values: Mapping[str, Any], now: datetime
+    ) -> dict[str, Any]:
+        async def merge(connection: Connection) -> dict[str, Any]:
+            await connection.execute(_CREATE_SESSION, session_id, now, None)
+            stored = await connection.fetchval(_METADATA_LOCKED, session_id)
+            loaded = None if stored is None else json.loads(stored)
+            merged = merged_metadata(session_id, loaded, values)
+            await connection.execute(_SET_METADATA, session_id, metadata_json(merged), now)
+            return merged
+
+        return await self._write("update_metadata", merge)
+
+    async def create_session(
+        self, session_id: str, metadata: Mapping[str, Any], now: datetime
+    ) -> None:
+        async def create(connection: Connection) -> None:
+            await connection.execute(_CREATE_SESSION, session_id, now, metadata_json(metadata))
+
+        await self._write("create_session", create, transaction=False)

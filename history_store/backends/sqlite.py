@@ -28,11 +28,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
@@ -53,7 +54,17 @@ from .._engine import (
 )
 from ..errors import StoreClosedError
 from . import sqlite_fts as search_index
-from .base import Appended, EncodedItem, Rows, TurnRecord, first_of_turn, numbered
+from .base import (
+    Appended,
+    EncodedItem,
+    Rows,
+    TurnRecord,
+    first_of_turn,
+    merged_metadata,
+    metadata_json,
+    metadata_object,
+    numbered,
+)
 
 _T = TypeVar("_T")
 logger = logging.getLogger("history_store")
@@ -124,6 +135,12 @@ _RECORD_TURN = (
 )
 _CLEAR_ITEMS = "DELETE FROM hs_items WHERE session_id = ?"
 _CLEAR_SESSION = "DELETE FROM hs_sessions WHERE session_id = ?"
+_METADATA = "SELECT metadata FROM hs_sessions WHERE session_id = ?"
+_CREATE_SESSION = (
+    "INSERT INTO hs_sessions (session_id, created_at, updated_at, metadata) "
+    "VALUES (?, ?, ?, ?) ON CONFLICT (session_id) DO NOTHING"
+)
+_SET_METADATA = "UPDATE hs_sessions SET metadata = ?, updated_at = ? WHERE session_id = ?"
 assert tables.items.name == "hs_items" and tables.sessions.name == "hs_sessions"
 assert tables.turns.name == "hs_turns" and tables.HIDDEN_STATUSES == ("failed", "blocked")
 
@@ -375,6 +392,34 @@ class SQLiteBackend:
         """Delete the session's items and its row."""
         await self._write("clear_session", _clear, session_id)
 
+    # -- metadata ----------------------------------------------------------------------------
+
+    async def get_metadata(self, session_id: str) -> dict[str, Any] | None:
+        """The session's metadata (``{}`` for none), ``None`` if there is no such session."""
+        rows: list[Any] | None = self._read_inline(_METADATA, (session_id,))
+        if rows is None:
+            rows = await asyncio.to_thread(self._read, _METADATA, (session_id,), inline=False)
+        if not rows:
+            return None
+        stored = rows[0][0]
+        return metadata_object(session_id, None if stored is None else json.loads(stored))
+
+    async def update_metadata(
+        self, session_id: str, values: Mapping[str, Any], now: datetime
+    ) -> dict[str, Any]:
+        """Merge ``values`` into the session's metadata in one transaction."""
+        stamp = _format_datetime(now)
+        return await self._write("update_metadata", _update_metadata, session_id, values, stamp)
+
+    async def create_session(
+        self, session_id: str, metadata: Mapping[str, Any], now: datetime
+    ) -> None:
+        """Create the session with ``metadata`` unless it exists."""
+        stamp = _format_datetime(now)
+        await self._write(
+            "create_session", _create_session, session_id, metadata_json(metadata), stamp
+        )
+
 
 def _run_transaction(
     connection: sqlite3.Connection, body: Callable[..., _T], arguments: tuple[Any, ...]
@@ -453,3 +498,19 @@ def _checkpoint(connection: sqlite3.Connection) -> None:
 def _clear(connection: sqlite3.Connection, session_id: str) -> None:
     connection.execute(_CLEAR_ITEMS, (session_id,))
     connection.execute(_CLEAR_SESSION, (session_id,))
+
+
+def _create_session(
+    connection: sqlite3.Connection, session_id: str, metadata: str | None, stamp: str
+) -> None:
+    connection.execute(_CREATE_SESSION, (session_id, stamp, stamp, metadata))
+
+
+def _update_metadata(
+    connection: sqlite3.Connection, session_id: str, values: Mapping[str, Any], stamp: str
+) -> dict[str, Any]:
+    _create_session(connection, session_id, None, stamp)
+    (stored,) = connection.execute(_METADATA, (session_id,)).fetchone()
+    merged = merged_metadata(session_id, None if stored is None else json.loads(stored), values)
+    connection.execute(_SET_METADATA, (metadata_json(merged), stamp, session_id))
+    return merged

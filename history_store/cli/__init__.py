@@ -17,43 +17,32 @@ from collections.abc import Sequence
 from sqlalchemy.exc import DBAPIError
 
 from ..errors import HistoryStoreError
-from . import chat, db, inspect, maintenance, migrate, transfer
-
-
-def _common_options() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
-    # SUPPRESS lets `--url` stand before or after the command name.
-    common.add_argument(
-        "--url",
-        default=argparse.SUPPRESS,
-        help="database URL (default: $HISTORY_STORE_URL, else sqlite+aiosqlite:///./history.db)",
-    )
-    common.add_argument(
-        "--json",
-        action="store_true",
-        default=argparse.SUPPRESS,
-        help="print JSON for scripts instead of a table",
-    )
-    return common
+from . import chat, db, inspect, maintenance, metadata, migrate, transfer
+from ._command import common_options, example
 
 
 def build_parser() -> argparse.ArgumentParser:
-    common = _common_options()
+    common = common_options()
     parser = argparse.ArgumentParser(
         prog="history-store",
         description="Inspect and manage Agents SDK conversation history kept by history_store.",
         parents=[common],
+        **example("history-store --url sqlite:///history.db show support-42 --last 2"),
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for group in (chat, db, migrate, inspect, transfer, maintenance):
+    for group in (chat, db, migrate, inspect, metadata, transfer, maintenance):
         group.register(commands, common)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     args.url = getattr(args, "url", None)
     args.json = getattr(args, "json", False)
+    if args.json and not args.json_output:
+        # Given before the command name, where every command's options are accepted.
+        parser.error(f"argument --json: {args.command} has no JSON output")
     try:
         code: int = asyncio.run(args.handler(args))
     except HistoryStoreError as exc:

@@ -2,33 +2,64 @@
 
 ``--json`` output is one JSON document on one line (non-ASCII text kept readable;
 timestamps ISO 8601 in UTC; dataclasses as objects), whichever command prints it. Tables
-align their columns, show ``None`` as ``-`` and timestamps in UTC to the second.
+align their columns and format every cell with :func:`cell`: ``None`` as ``-``, timestamps
+in UTC to the second (also those SQLite hands back as text), one line per cell.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import sys
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any, TextIO
 
 from .._time import as_utc
 
+# SQLite has no timestamp type: it hands timestamps back as the text they were stored as
+# ("2026-01-10 09:00:00.000000", UTC), and a `sql` result carries no column types to tell
+# them from other text. A cell that is exactly such a text is a timestamp.
+_TIMESTAMP_TEXT = re.compile(
+    r"(\d{4}-\d{2}-\d{2})[ T](\d{2}:\d{2}:\d{2})(?:\.\d+)?(Z|[+-]\d{2}:\d{2})?"
+)
 
-def when(value: datetime | None) -> str:
+
+def _timestamp_text(text: str) -> datetime | None:
+    """The timestamp ``text`` spells (no offset: UTC, as history_store writes them)."""
+    match = _TIMESTAMP_TEXT.fullmatch(text)
+    if match is None:
+        return None
+    date, time, offset = match.groups()
+    try:
+        return datetime.fromisoformat(
+            f"{date} {time}{'+00:00' if offset in (None, 'Z') else offset}"
+        )
+    except ValueError:  # shaped like one, but no date (month 13)
+        return None
+
+
+def _when(value: datetime) -> str:
     """A timestamp for a table: UTC, to the second."""
-    return "-" if value is None else as_utc(value).strftime("%Y-%m-%d %H:%M:%S")
+    return as_utc(value).astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def cell(value: Any, width: int | None = None) -> str:
-    """One table cell on one line: newlines shown as ``\\n``, ``None`` as ``-``."""
+    """One table cell on one line: newlines shown as ``\\n``, ``None`` as ``-``, a timestamp
+    (or a text that is exactly one) in UTC to the second, booleans, JSON objects and lists
+    as JSON; cut to ``width`` characters with ``…`` when given."""
     if value is None:
         return "-"
+    if isinstance(value, str):
+        stamp = _timestamp_text(value)
+        if stamp is not None:
+            value = stamp
     if isinstance(value, datetime):
-        return when(value)
+        return _when(value)
+    if isinstance(value, bool):
+        return "true" if value else "false"  # as JSON and SQL spell them
     structured = isinstance(value, (dict, list))
     text = json.dumps(value, ensure_ascii=False) if structured else str(value)
     text = text.replace("\r", "").replace("\n", "\\n")

@@ -1,4 +1,7 @@
-"""``history-store chat`` and ``demo``: talking to a model with the history kept."""
+"""``history-store chat`` and ``demo``: talking to a model with the history kept.
+
+Neither takes ``--json``: a conversation is not one JSON document, so argparse refuses it.
+"""
 
 from __future__ import annotations
 
@@ -7,18 +10,19 @@ from typing import Any
 
 from ..tools import chat as chat_tool
 from ..tools.demo import run_demo
-from ._command import add_command
+from ._command import add_command, common_options
 
 
 async def _chat(args: argparse.Namespace) -> int:
-    await chat_tool.chat(
+    summary = await chat_tool.chat(
         args.url,
         session_id=args.session,
         model=args.model,
         base_url=args.base_url,
         instructions=args.instructions,
     )
-    return 0
+    # Nothing got through: a script piping lines in must see that (the errors are on stderr).
+    return 1 if summary.failures and not summary.replies else 0
 
 
 async def _demo(args: argparse.Namespace) -> int:
@@ -28,9 +32,20 @@ async def _demo(args: argparse.Namespace) -> int:
 
 def register(commands: Any, common: argparse.ArgumentParser) -> None:
     """Add ``chat`` and ``demo`` to ``history-store``."""
-    p = add_command(commands, common, "chat", "chat with a model, history kept in a session", _chat)
+    url_only = common_options(json_output=False)
+    p = add_command(
+        commands,
+        url_only,
+        "chat",
+        "chat with a model, history kept in a session",
+        _chat,
+        example_line="history-store chat --session me --base-url http://localhost:11434/v1 "
+        "--model llama3.2",
+    )
     p.add_argument("--session", default="chat", help="the session id (default: chat)")
     p.add_argument("--model", default=chat_tool.DEFAULT_CHAT_MODEL, help="the model name")
     p.add_argument("--base-url", help="an OpenAI-compatible API base URL (Chat Completions)")
     p.add_argument("--instructions", help="the system instructions for the model")
-    add_command(commands, common, "demo", "run the offline demo", _demo)
+    add_command(
+        commands, url_only, "demo", "run the offline demo", _demo, example_line="history-store demo"
+    )

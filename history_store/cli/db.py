@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from dataclasses import asdict
 from typing import Any
 
 from .. import schema
 from .._engine import redact, resolve_url
+from ._command import add_command
 from ._output import print_json, print_line
 
 
@@ -22,7 +24,13 @@ async def _db_downgrade(args: argparse.Namespace) -> int:
 
 
 async def _db_stamp(args: argparse.Namespace) -> int:
-    await schema.stamp(args.url, args.revision)
+    missing = await schema.stamp(args.url, args.revision, force=args.force)
+    if missing:
+        print_line(
+            f"warning: stamped {args.revision} (--force) although the database lacks "
+            f"{', '.join(missing)}; commands will fail until the tables exist",
+            file=sys.stderr,
+        )
     return await _report_revision(args, "stamped")
 
 
@@ -62,27 +70,62 @@ async def _db_history(args: argparse.Namespace) -> int:
 
 def register(commands: Any, common: argparse.ArgumentParser) -> None:
     """Add ``db upgrade/downgrade/current/history/stamp`` to ``history-store``."""
-    db = commands.add_parser(
+    server = "history-store --url postgresql://app@db/app"
+    db = add_command(
+        commands,
+        common,
         "db",
-        parents=[common],
-        help="schema revisions: upgrade, downgrade, current, history, stamp",
+        "schema revisions: upgrade, downgrade, current, history, stamp",
+        None,
         description="Apply or inspect history_store's schema revisions (Alembic).",
+        example_line=f"{server} db upgrade",
     )
     actions = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
-    upgrade = actions.add_parser("upgrade", parents=[common], help="upgrade to REV (default head)")
+    upgrade = add_command(
+        actions,
+        common,
+        "upgrade",
+        "upgrade to REV (default head)",
+        _db_upgrade,
+        example_line=f"{server} db upgrade",
+    )
     upgrade.add_argument("revision", nargs="?", default="head", metavar="REV")
-    upgrade.set_defaults(handler=_db_upgrade)
-    downgrade = actions.add_parser(
-        "downgrade", parents=[common], help="downgrade to REV ('base' drops every hs_ table)"
+    downgrade = add_command(
+        actions,
+        common,
+        "downgrade",
+        "downgrade to REV ('base' drops every hs_ table)",
+        _db_downgrade,
+        example_line="history-store db downgrade 0001",
     )
     downgrade.add_argument("revision", metavar="REV")
-    downgrade.set_defaults(handler=_db_downgrade)
-    current = actions.add_parser("current", parents=[common], help="print the current revision")
-    current.set_defaults(handler=_db_current)
-    history = actions.add_parser("history", parents=[common], help="list every revision")
-    history.set_defaults(handler=_db_history)
-    stamp = actions.add_parser(
-        "stamp", parents=[common], help="record REV as current without running migrations"
+    add_command(
+        actions,
+        common,
+        "current",
+        "print the current revision",
+        _db_current,
+        example_line=f"{server} db current --json",
+    )
+    add_command(
+        actions,
+        common,
+        "history",
+        "list every revision",
+        _db_history,
+        example_line="history-store db history",
+    )
+    stamp = add_command(
+        actions,
+        common,
+        "stamp",
+        "record REV as current without running migrations",
+        _db_stamp,
+        example_line=f"{server} db stamp head",
     )
     stamp.add_argument("revision", metavar="REV")
-    stamp.set_defaults(handler=_db_stamp)
+    stamp.add_argument(
+        "--force",
+        action="store_true",
+        help="stamp even though tables of REV are missing (prints a warning)",
+    )

@@ -12,16 +12,19 @@ from ..tools import inspect
 from ..tools.search import search
 from ..tools.sql import sql
 from ._command import add_command
-from ._output import cell, plural, print_json, print_line, print_table, when
+from ._output import cell, plural, print_json, print_line, print_table
+from .metadata import metadata_pair
 
 _TEXT_WIDTH = 100
 
 
 async def _sessions(args: argparse.Namespace) -> int:
+    has_key, has_value = (None, args.meta) if isinstance(args.meta, tuple) else (args.meta, None)
     page = await inspect.sessions(
         args.url,
         prefix=args.prefix,
-        metadata_key=args.meta,
+        metadata_key=has_key,
+        metadata=dict([has_value]) if has_value is not None else None,
         idle_days=args.idle_days,
         after=args.after,
         limit=args.limit,
@@ -30,7 +33,7 @@ async def _sessions(args: argparse.Namespace) -> int:
         print_json({"sessions": page.sessions, "next_after": page.next_after})
         return 0
     rows = [
-        (s.session_id, s.items, s.turns, when(s.created_at), when(s.updated_at), s.metadata)
+        (s.session_id, s.items, s.turns, s.created_at, s.updated_at, s.metadata)
         for s in page.sessions
     ]
     headers = ["SESSION", "ITEMS", "TURNS", "CREATED", "UPDATED", "METADATA"]
@@ -92,8 +95,8 @@ async def _stats(args: argparse.Namespace) -> int:
         ("sessions", stats.sessions),
         ("items", stats.items),
         ("turns", stats.turns),
-        ("first activity", when(stats.first_activity)),
-        ("last activity", when(stats.last_activity)),
+        ("first activity", stats.first_activity),
+        ("last activity", stats.last_activity),
         ("database bytes", stats.database_bytes),
     ]
     rows += [(f"items of type {name}", count) for name, count in stats.items_by_type.items()]
@@ -108,22 +111,69 @@ async def _stats(args: argparse.Namespace) -> int:
     return 0
 
 
+def _metadata_filter(text: str) -> str | tuple[str, Any]:
+    """``--meta``: a key alone, or a ``KEY=VALUE`` pair."""
+    return metadata_pair(text) if "=" in text else text
+
+
 def register(commands: Any, common: argparse.ArgumentParser) -> None:
     """Add the commands that read history to ``history-store``."""
-    p = add_command(commands, common, "sessions", "list sessions, oldest id first", _sessions)
+    p = add_command(
+        commands,
+        common,
+        "sessions",
+        "list sessions, oldest id first",
+        _sessions,
+        example_line="history-store sessions --prefix support- --meta tier=gold --limit 20",
+    )
     p.add_argument("--prefix", help="only session ids starting with PREFIX")
-    p.add_argument("--meta", metavar="KEY", help="only sessions whose metadata has KEY")
+    p.add_argument(
+        "--meta",
+        type=_metadata_filter,
+        metavar="KEY[=VALUE]",
+        help="only sessions whose metadata has KEY (with VALUE: JSON when it parses, else a "
+        "string)",
+    )
     p.add_argument("--idle-days", type=float, metavar="N", help="only sessions idle >= N days")
     p.add_argument("--after", metavar="SESSION_ID", help="page cursor: ids after this one")
     p.add_argument("--limit", type=int, default=50, help="page size (default 50)")
-    p = add_command(commands, common, "show", "print the items of one session", _show)
+    p = add_command(
+        commands,
+        common,
+        "show",
+        "print the items of one session",
+        _show,
+        example_line="history-store show support-42 --last 2",
+    )
     p.add_argument("session", help="the session id")
     p.add_argument("--turn", type=int, metavar="N", help="only turn N")
     p.add_argument("--last", type=int, metavar="K", help="only the last K turns")
-    p = add_command(commands, common, "search", "full-text search across sessions", _search)
+    p = add_command(
+        commands,
+        common,
+        "search",
+        "full-text search across sessions",
+        _search,
+        example_line='history-store search "refund delayed" --session support-42',
+    )
     p.add_argument("text", help="words that must all appear (whole words, any case)")
     p.add_argument("--session", help="search only this session")
     p.add_argument("--limit", type=int, default=50, help="most matches to print (default 50)")
-    p = add_command(commands, common, "sql", "run one read-only SQL query", _sql)
+    p = add_command(
+        commands,
+        common,
+        "sql",
+        "run one read-only SQL query",
+        _sql,
+        example_line='history-store sql "SELECT session_id, items FROM hs_session_summary '
+        'ORDER BY items DESC LIMIT 5"',
+    )
     p.add_argument("query", help='a SELECT statement, e.g. "SELECT * FROM hs_session_summary"')
-    add_command(commands, common, "stats", "print totals for the whole database", _stats)
+    add_command(
+        commands,
+        common,
+        "stats",
+        "print totals for the whole database",
+        _stats,
+        example_line="history-store --url postgresql://app@db/app stats --json",
+    )

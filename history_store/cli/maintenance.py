@@ -31,6 +31,7 @@ async def _prune(args: argparse.Namespace) -> int:
             args.url,
             older_than=older_than,
             keep_last_turns=args.keep_last_turns,
+            session_ids=args.session,
             dry_run=args.dry_run,
             progress=bar,
         )
@@ -40,10 +41,30 @@ async def _prune(args: argparse.Namespace) -> int:
 
 def register(commands: Any, common: argparse.ArgumentParser) -> None:
     """Add ``delete`` and ``prune`` to ``history-store``."""
-    p = add_command(commands, common, "delete", "delete sessions and all their items", _delete)
+    p = add_command(
+        commands,
+        common,
+        "delete",
+        "delete sessions and all their items",
+        _delete,
+        example_line="history-store delete support-42 sales-1",
+    )
     p.add_argument("sessions", nargs="+", metavar="SESSION", help="the session ids")
-    p = add_command(commands, common, "prune", "delete old history, then reclaim space", _prune)
+    p = add_command(
+        commands,
+        common,
+        "prune",
+        "delete old history, then reclaim space",
+        _prune,
+        example_line="history-store prune --older-than 90d --dry-run",
+    )
     which = p.add_mutually_exclusive_group(required=True)
     which.add_argument("--older-than", metavar="AGE", help="delete sessions idle for AGE (30d)")
     which.add_argument("--keep-last-turns", type=int, metavar="N", help="keep N turns each")
+    p.add_argument(
+        "--session",
+        action="append",
+        metavar="ID",
+        help="prune only this session (repeatable; default: every session)",
+    )
     p.add_argument("--dry-run", action="store_true", help="only report what would be deleted")

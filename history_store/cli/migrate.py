@@ -14,6 +14,7 @@ from typing import Any
 from ..tools.copy import copy_database
 from ..tools.sdk_export import export_to_sdk
 from ..tools.sdk_import import SdkImportReport, migrate_from_sdk, source_url
+from ._command import add_command
 from ._output import print_json, print_line
 from ._progress import ProgressBar
 
@@ -133,11 +134,14 @@ def _migrate_option(parser: argparse.ArgumentParser) -> None:
 def register(commands: Any, common: argparse.ArgumentParser) -> None:
     """Add ``migrate-from``, ``export-to`` and ``copy`` to ``history-store``."""
 
-    migrate = commands.add_parser(
+    migrate = add_command(
+        commands,
+        common,
         "migrate-from",
-        parents=[common],
-        help="import the Agents SDK's SQL session tables",
+        "import the Agents SDK's SQL session tables",
+        _migrate_from,
         description="Import SQLiteSession / SQLAlchemySession / AdvancedSQLiteSession tables.",
+        example_line="history-store migrate-from sdk conversations.db --dry-run",
     )
     migrate.add_argument("kind", choices=("sdk",), help="what the source holds")
     migrate.add_argument("source", metavar="PATH_OR_URL")
@@ -151,27 +155,30 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     migrate.add_argument("--dry-run", action="store_true", help="print counts, write nothing")
     _sdk_table_options(migrate)
     _migrate_option(migrate)
-    migrate.set_defaults(handler=_migrate_from)
 
-    export = commands.add_parser(
+    export = add_command(
+        commands,
+        common,
         "export-to",
-        parents=[common],
-        help="write sessions into the Agents SDK's session tables",
+        "write sessions into the Agents SDK's session tables",
+        _export_to,
         description="Write sessions from --url into SQLiteSession/SQLAlchemySession tables.",
+        example_line="history-store --url sqlite:///history.db export-to sdk back.db",
     )
     export.add_argument("kind", choices=("sdk",), help="what to write")
     export.add_argument("target", metavar="PATH_OR_URL")
     _sdk_table_options(export)
-    export.set_defaults(handler=_export_to)
 
-    copy = commands.add_parser(
+    copy = add_command(
+        commands,
+        common,
         "copy",
-        parents=[common],
-        help="copy every session between databases (resumable, verified)",
+        "copy every session between databases (resumable, verified)",
+        _copy,
         description="Copy every session from SRC_URL to DST_URL in batches, then verify.",
+        example_line="history-store copy history.db postgresql://app@db/history",
     )
     copy.add_argument("source", metavar="SRC_URL")
     copy.add_argument("destination", metavar="DST_URL")
     copy.add_argument("--batch-size", type=int, default=1000, metavar="N")
     _migrate_option(copy)
-    copy.set_defaults(handler=_copy)

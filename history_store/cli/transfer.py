@@ -62,8 +62,22 @@ async def _import(args: argparse.Namespace) -> int:
 
 def register(commands: Any, common: argparse.ArgumentParser) -> None:
     """Add ``export`` and ``import`` to ``history-store``."""
-    p = add_command(commands, common, "export", "write sessions as JSONL (to stdout)", _export)
+    p = add_command(
+        commands,
+        common,
+        "export",
+        "write sessions as JSONL (to stdout)",
+        _export,
+        example_line="history-store export support-42 sales-1 -o backup.jsonl",
+    )
     p.add_argument("sessions", nargs="*", metavar="SESSION", help="sessions (default: all)")
     p.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of stdout")
-    p = add_command(commands, common, "import", "import an export file (idempotent)", _import)
+    p = add_command(
+        commands,
+        common,
+        "import",
+        "import an export file (idempotent)",
+        _import,
+        example_line="history-store --url postgresql://app@db/app import backup.jsonl",
+    )
     p.add_argument("file", help="the JSONL file written by export ('-' reads stdin)")

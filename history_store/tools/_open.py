@@ -33,7 +33,7 @@ from .._engine import (
     unavailable,
     write_transaction,
 )
-from ..errors import DatabaseNotFoundError
+from ..errors import DatabaseNotFoundError, DatabaseUnavailableError
 from ..schema import current_revision_sync, head_revision, out_of_date
 from ..store import HistoryStore
 
@@ -82,6 +82,8 @@ async def _require_head(engine: AsyncEngine, url: URL) -> None:
     try:
         async with engine.connect() as connection:
             found = await connection.run_sync(current_revision_sync)
+    except DatabaseUnavailableError:
+        raise  # already named (a ConnectionError, so an OSError too)
     except (OSError, DBAPIError) as exc:
         raise unavailable(url, exc) from exc
     if found != head_revision():

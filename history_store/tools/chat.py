@@ -8,7 +8,11 @@ the conversation.
 from __future__ import annotations
 
 import os
+import signal
 import sys
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import TextIO
 
 from agents import Agent, OpenAIChatCompletionsModel, set_tracing_disabled
@@ -18,10 +22,19 @@ from ..errors import ConfigurationError
 from ..runner.run import Runner
 from ._open import Database, writing
 
-__all__ = ["chat", "DEFAULT_CHAT_MODEL", "EXIT_COMMANDS"]
+__all__ = ["chat", "ChatSummary", "DEFAULT_CHAT_MODEL", "EXIT_COMMANDS"]
 
 DEFAULT_CHAT_MODEL = "gpt-4o-mini"
 EXIT_COMMANDS = frozenset({"/exit", "/quit"})
+
+
+@dataclass(frozen=True)
+class ChatSummary:
+    """What one :func:`chat` run did: ``replies``, the turns that got a reply, and
+    ``failures``, the model requests that failed (each reported on stderr)."""
+
+    replies: int
+    failures: int
 
 
 def _client(base_url: str | None, api_key: str | None) -> AsyncOpenAI:
@@ -31,6 +44,50 @@ def _client(base_url: str | None, api_key: str | None) -> AsyncOpenAI:
             "no API key: set OPENAI_API_KEY, or pass --base-url for a server that needs none"
         )
     return AsyncOpenAI(base_url=base_url, api_key=key or "unused", max_retries=0)
+
+
+def _read_line(source: TextIO, prompt: str | None, sink: TextIO) -> str:
+    """The next line of ``source``, after ``prompt`` (if any) on ``sink``; Ctrl-C while
+    waiting for it raises KeyboardInterrupt.
+
+    The read blocks the event loop (a thread blocked in ``readline`` could never be stopped),
+    and asyncio's SIGINT handler only cancels the running task, which a blocking read never
+    notices: the prompt would ignore Ctrl-C until Enter. So from before the prompt is shown
+    to the end of the read, Ctrl-C gets Python's default handler back (signal handlers belong
+    to the main thread).
+    """
+    previous = signal.getsignal(signal.SIGINT)
+    own_handler = threading.current_thread() is threading.main_thread() and previous is not None
+    if own_handler:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        if prompt is not None:
+            sink.write(prompt)
+            sink.flush()
+        return source.readline()
+    finally:
+        if own_handler:
+            signal.signal(signal.SIGINT, previous)
+
+
+def _lines(source: TextIO, sink: TextIO) -> Iterator[str]:
+    """Each non-empty line of input, until end of input or an exit command. On a terminal,
+    each is prompted with ``you> ``, and the prompt's line is ended when input ends or
+    Ctrl-C interrupts it (so the shell's prompt, or the message, starts a line of its own)."""
+    interactive = source.isatty()
+    while True:
+        try:
+            line = _read_line(source, "you> " if interactive else None, sink)
+        except KeyboardInterrupt:
+            if interactive:
+                sink.write("\n")
+            raise
+        if not line and interactive:
+            sink.write("\n")
+        if not line or line.strip() in EXIT_COMMANDS:
+            return
+        if line.strip():
+            yield line.rstrip("\n")
 
 
 async def chat(
@@ -43,12 +100,16 @@ async def chat(
     instructions: str | None = None,
     input: TextIO | None = None,
     output: TextIO | None = None,
-) -> int:
+) -> ChatSummary:
     """Talk to ``model`` (Chat Completions) line by line until end of input or ``/exit``.
 
     The history is kept in session ``session_id`` of the database at ``url``. A failed
-    request is reported on stderr and the conversation goes on. Returns the number of turns
-    that got a reply. Tracing is disabled when ``base_url`` points at a non-OpenAI server.
+    request is reported on stderr (``error: the model request to URL failed: ...``, naming
+    the server) and the conversation goes on. On a terminal each line is prompted with
+    ``you> `` and end of input ends the prompt's line; Ctrl-C, at the prompt or during a
+    reply, raises ``KeyboardInterrupt`` (the command exits 130). Tracing is disabled when
+    ``base_url`` points at a non-OpenAI server. Returns how many turns got a reply and how
+    many requests failed.
     """
     source = input if input is not None else sys.stdin
     sink = output if output is not None else sys.stdout
@@ -60,26 +121,21 @@ async def chat(
         instructions=instructions,
         model=OpenAIChatCompletionsModel(model, client),
     )
-    interactive = source.isatty()
-    turns = 0
-    async with writing(url) as store:
-        session = store.session(session_id)
-        while True:
-            if interactive:
-                sink.write("you> ")
+    server = base_url or str(client.base_url)
+    replies = failures = 0
+    try:
+        async with writing(url) as store:
+            session = store.session(session_id)
+            for line in _lines(source, sink):
+                try:
+                    result = await Runner.run(agent, line, session=session)
+                except APIError as exc:
+                    print(f"error: the model request to {server} failed: {exc}", file=sys.stderr)
+                    failures += 1
+                    continue
+                sink.write(f"assistant: {result.final_output}\n")
                 sink.flush()
-            line = source.readline()
-            if not line or line.strip() in EXIT_COMMANDS:
-                break
-            if not line.strip():
-                continue
-            try:
-                result = await Runner.run(agent, line.rstrip("\n"), session=session)
-            except APIError as exc:
-                print(f"error: the model request failed: {exc}", file=sys.stderr)
-                continue
-            sink.write(f"assistant: {result.final_output}\n")
-            sink.flush()
-            turns += 1
-    await client.close()
-    return turns
+                replies += 1
+    finally:
+        await client.close()
+    return ChatSummary(replies=replies, failures=failures)

@@ -10,11 +10,14 @@ changes a file, and raises :class:`DatabaseNotFoundError` for a missing SQLite f
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from .. import tables
@@ -43,7 +46,9 @@ _same_turn = (_turns.c.session_id == _items.c.session_id) & (_turns.c.turn == _i
 
 @dataclass(frozen=True)
 class SessionInfo:
-    """One row of :func:`sessions`: a session and its counters."""
+    """One row of :func:`sessions`: a session, its metadata, and the items and turns it
+    holds now (after ``prune``, fewer turns than ``hs_sessions.turn_count``, which counts
+    every turn ever started so that turn numbers never repeat)."""
 
     session_id: str
     items: int
@@ -97,8 +102,9 @@ class TurnInfo:
 
 @dataclass(frozen=True)
 class Stats:
-    """Totals for a whole database; ``database_bytes`` is the size of the SQLite file's pages
-    or of the PostgreSQL database."""
+    """Totals for a whole database: ``items`` and ``turns`` are those stored now (as in
+    :class:`SessionInfo`); ``database_bytes`` is the size of the SQLite file's pages or of
+    the PostgreSQL database."""
 
     sessions: int
     items: int
@@ -121,11 +127,26 @@ def _check_limit(name: str, value: int | None) -> None:
         raise InvalidArgumentError(f"{name} must be at least 1, not {value}")
 
 
+# The turns a session holds: its rows' distinct turn numbers, 0 (items before the first user
+# input) not being a turn. One index walk per session of the page.
+_TURNS_PRESENT = (
+    sa.select(sa.func.count(sa.distinct(_items.c.turn)))
+    .where(_items.c.session_id == _sessions.c.session_id, _items.c.turn > 0)
+    .scalar_subquery()
+    .label("turns_present")
+)
+
+
+_ALL_TURNS_PRESENT = (
+    sa.select(_items.c.session_id, _items.c.turn).where(_items.c.turn > 0).distinct().subquery()
+)
+
+
 def _session_info(row: sa.Row[Any]) -> SessionInfo:
     return SessionInfo(
         session_id=row.session_id,
         items=row.item_count,
-        turns=row.turn_count,
+        turns=row.turns_present,
         created_at=as_utc(row.created_at),
         updated_at=as_utc(row.updated_at),
         metadata=row.metadata,
@@ -141,11 +162,32 @@ def _has_key(dialect: str, key: str) -> sa.ColumnElement[bool]:
     return column[key].isnot(None)
 
 
+def _has_value(dialect: str, key: str, value: Any) -> sa.ColumnElement[bool]:
+    """The metadata has ``key`` with exactly ``value``, a JSON scalar (numbers compare as
+    numbers, so 1 matches 1.0; a string never matches a number)."""
+    if not isinstance(value, (str, int, float, type(None))):
+        raise InvalidArgumentError(
+            f"a metadata filter compares a string, number, true, false or null, not {value!r:.60}"
+        )
+    if dialect != "sqlite":
+        found = sa.cast(_sessions.c.metadata[key], JSONB)
+        return found == sa.cast(sa.literal(json.dumps(value)), JSONB)
+    each = sa.func.json_each(_sessions.c.metadata).table_valued("key", "value", "type")
+    if value is None or isinstance(value, bool):
+        matches = each.c.type == json.dumps(value)  # 'null', 'true', 'false'
+    elif isinstance(value, str):
+        matches = (each.c.type == "text") & (each.c.value == value)
+    else:
+        matches = each.c.type.in_(("integer", "real")) & (each.c.value == value)
+    return sa.exists(sa.select(each.c.key).where(each.c.key == key, matches))
+
+
 async def sessions(
     url: Database = None,
     *,
     prefix: str | None = None,
     metadata_key: str | None = None,
+    metadata: Mapping[str, Any] | None = None,
     idle_days: float | None = None,
     after: str | None = None,
     limit: int = 50,
@@ -155,13 +197,17 @@ async def sessions(
     Args:
         prefix: only ids starting with this string (case-sensitive).
         metadata_key: only sessions whose metadata object has this key.
+        metadata: only sessions whose metadata has each of these keys with exactly this
+            value (a string, number, ``True``/``False`` or ``None``).
         idle_days: only sessions with no activity for at least this many days.
         after: the cursor: only ids greater than this (a previous page's ``next_after``).
         limit: the page size (at least 1).
     """
     _check_limit("limit", limit)
     async with reading(url) as engine, engine.connect() as connection:
-        statement = sa.select(_sessions).order_by(_sessions.c.session_id).limit(limit + 1)
+        statement = (
+            sa.select(_sessions, _TURNS_PRESENT).order_by(_sessions.c.session_id).limit(limit + 1)
+        )
         if prefix:
             # >= lets the primary key index seek; substr makes the match exact and
             # case-sensitive (LIKE is neither on SQLite).
@@ -171,6 +217,8 @@ async def sessions(
             )
         if metadata_key is not None:
             statement = statement.where(_has_key(connection.dialect.name, metadata_key))
+        for key, value in (metadata or {}).items():
+            statement = statement.where(_has_value(connection.dialect.name, key, value))
         if idle_days is not None:
             cutoff = datetime.now(timezone.utc) - timedelta(days=idle_days)
             statement = statement.where(_sessions.c.updated_at <= cutoff)
@@ -295,7 +343,7 @@ async def stats(url: Database = None) -> Stats:
                 sa.select(
                     sa.func.count(),
                     sa.func.coalesce(sa.func.sum(_sessions.c.item_count), 0),
-                    sa.func.coalesce(sa.func.sum(_sessions.c.turn_count), 0),
+                    sa.select(sa.func.count()).select_from(_ALL_TURNS_PRESENT).scalar_subquery(),
                     sa.func.min(_sessions.c.created_at),
                     sa.func.max(_sessions.c.updated_at),
                 )

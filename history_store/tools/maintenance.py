@@ -73,6 +73,13 @@ async def _vacuum(store: HistoryStore) -> None:
             await connection.exec_driver_sql(statement)
 
 
+def _no_such_sessions(missing: list[str], done: str) -> SessionNotFoundError:
+    return SessionNotFoundError(
+        f"no session {', '.join(map(repr, missing))} in this database; nothing was {done}. "
+        "List sessions with: history-store sessions"
+    )
+
+
 async def delete(session_ids: Sequence[str], url: Database = None) -> PruneResult:
     """Delete the named sessions and all their items, in one transaction.
 
@@ -87,10 +94,7 @@ async def delete(session_ids: Sequence[str], url: Database = None) -> PruneResul
         rows = await _locked_sessions(connection, _sessions.c.session_id.in_(wanted))
         missing = [sid for sid in wanted if sid not in {row.session_id for row in rows}]
         if missing:
-            raise SessionNotFoundError(
-                f"no session {', '.join(map(repr, missing))} in this database; nothing was "
-                "deleted. List sessions with: history-store sessions"
-            )
+            raise _no_such_sessions(missing, "deleted")
         items = await connection.execute(sa.delete(_items).where(_items.c.session_id.in_(wanted)))
         await connection.execute(sa.delete(_sessions).where(_sessions.c.session_id.in_(wanted)))
         return PruneResult(sessions=len(rows), items=items.rowcount)
@@ -133,11 +137,20 @@ async def _prune_turns(
     return 0, removed
 
 
+async def _require_sessions(connection: AsyncConnection, session_ids: list[str]) -> None:
+    statement = sa.select(_sessions.c.session_id).where(_sessions.c.session_id.in_(session_ids))
+    found = set(await connection.scalars(statement))
+    missing = [session_id for session_id in session_ids if session_id not in found]
+    if missing:
+        raise _no_such_sessions(missing, "pruned")
+
+
 async def prune(
     url: Database = None,
     *,
     older_than: timedelta | None = None,
     keep_last_turns: int | None = None,
+    session_ids: Sequence[str] | None = None,
     dry_run: bool = False,
     progress: Progress | None = None,
 ) -> PruneResult:
@@ -145,14 +158,17 @@ async def prune(
 
     ``older_than`` deletes whole sessions with no activity for that long.
     ``keep_last_turns=N`` keeps the last N turns of every session and deletes older items
-    (turn numbers stay as they were). Sessions are processed in batches, each one transaction.
-    With ``dry_run`` nothing changes and the result says what would be deleted. After a real
-    prune that removed something, SQLite's file is compacted with ``VACUUM``.
+    (turn numbers stay as they were). ``session_ids`` limits either to those sessions; if any
+    of them does not exist, :class:`SessionNotFoundError` is raised and nothing is pruned.
+    Sessions are processed in batches, each one transaction. With ``dry_run`` nothing changes
+    and the result says what would be deleted. After a real prune that removed something,
+    SQLite's file is compacted with ``VACUUM``.
     """
     if (older_than is None) == (keep_last_turns is None):
         raise InvalidArgumentError("give exactly one of older_than and keep_last_turns")
     if keep_last_turns is not None and keep_last_turns < 0:
         raise InvalidArgumentError(f"keep_last_turns must be >= 0, not {keep_last_turns}")
+    wanted = list(dict.fromkeys(session_ids)) if session_ids is not None else None
     async with writing(url, create=False) as store:
         engine = await store.engine()
         cutoff = datetime.now(timezone.utc) - (older_than or timedelta())
@@ -160,7 +176,11 @@ async def prune(
             where: Any = _sessions.c.updated_at < cutoff
         else:
             where = _sessions.c.turn_count > keep_last_turns
+        if wanted is not None:
+            where = where & _sessions.c.session_id.in_(wanted)
         async with engine.connect() as connection:
+            if wanted is not None:
+                await _require_sessions(connection, wanted)
             statement = sa.select(_sessions.c.session_id).where(where)
             ids = list(await connection.scalars(statement.order_by(_sessions.c.session_id)))
         sessions = items = 0

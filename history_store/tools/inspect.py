@@ -9,6 +9,7 @@ changes a file, and raises :class:`DatabaseNotFoundError` for a missing SQLite f
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -17,6 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from .. import tables
+from .._items import load_item, load_items
 from .._time import as_utc
 from ..backends import sqlite_fts as search_index
 from ..errors import InvalidArgumentError, SessionNotFoundError
@@ -107,7 +109,8 @@ def _check_limit(name: str, value: int | None) -> None:
         raise InvalidArgumentError(f"{name} must be at least 1, not {value}")
 
 
-def _session_info(row: sa.Row[Any]) -> SessionInfo:
+def session_info(row: sa.Row[Any]) -> SessionInfo:
+    """A ``hs_sessions`` row as a :class:`SessionInfo`."""
     return SessionInfo(
         session_id=row.session_id,
         items=row.item_count,
@@ -118,11 +121,18 @@ def _session_info(row: sa.Row[Any]) -> SessionInfo:
     )
 
 
-def _has_key(dialect: str, key: str) -> sa.ColumnElement[bool]:
+def _has_key(dialect: str, key: str, value: str | None = None) -> sa.ColumnElement[bool]:
+    """The session's metadata has ``key`` (whose value, as text, is ``value`` when given)."""
     column = _sessions.c.metadata
     if dialect == "sqlite":
-        keys = sa.func.json_each(column).table_valued("key")
-        return sa.exists(sa.select(keys.c.key).where(keys.c.key == key))
+        entries = sa.func.json_each(column).table_valued("key", "value")
+        condition = entries.c.key == key
+        if value is not None:
+            condition = condition & (sa.cast(entries.c.value, sa.Text) == value)
+        return sa.exists(sa.select(entries.c.key).where(condition))
+    if value is not None:
+        equal: sa.ColumnElement[bool] = column[key].as_string() == value
+        return equal
     # ``json -> key`` is SQL NULL only when the key is absent (a JSON null gives 'null').
     return column[key].isnot(None)
 
@@ -132,6 +142,7 @@ async def sessions(
     *,
     prefix: str | None = None,
     metadata_key: str | None = None,
+    metadata_value: str | None = None,
     idle_days: float | None = None,
     after: str | None = None,
     limit: int = 50,
@@ -141,34 +152,66 @@ async def sessions(
     Args:
         prefix: only ids starting with this string (case-sensitive).
         metadata_key: only sessions whose metadata object has this key.
+        metadata_value: with ``metadata_key``, only sessions where that key's value, as text,
+            is this string (``"acme"`` for ``"acme"``, ``"3"`` for ``3``).
         idle_days: only sessions with no activity for at least this many days.
         after: the cursor: only ids greater than this (a previous page's ``next_after``).
         limit: the page size (at least 1).
     """
-    _check_limit("limit", limit)
     async with reading(url) as engine, engine.connect() as connection:
-        statement = sa.select(_sessions).order_by(_sessions.c.session_id).limit(limit + 1)
-        if prefix:
-            # >= lets the primary key index seek; substr makes the match exact and
-            # case-sensitive (LIKE is neither on SQLite).
-            statement = statement.where(
-                _sessions.c.session_id >= prefix,
-                sa.func.substr(_sessions.c.session_id, 1, len(prefix)) == prefix,
-            )
-        if metadata_key is not None:
-            statement = statement.where(_has_key(connection.dialect.name, metadata_key))
-        if idle_days is not None:
-            cutoff = datetime.now(timezone.utc) - timedelta(days=idle_days)
-            statement = statement.where(_sessions.c.updated_at <= cutoff)
-        if after is not None:
-            statement = statement.where(_sessions.c.session_id > after)
-        rows = (await connection.execute(statement)).all()
-    page = [_session_info(row) for row in rows[:limit]]
+        return await session_page(
+            connection,
+            prefix=prefix,
+            metadata_key=metadata_key,
+            metadata_value=metadata_value,
+            idle_days=idle_days,
+            after=after,
+            limit=limit,
+        )
+
+
+async def session_page(
+    connection: AsyncConnection,
+    *,
+    prefix: str | None = None,
+    metadata_key: str | None = None,
+    metadata_value: str | None = None,
+    idle_days: float | None = None,
+    after: str | None = None,
+    limit: int = 50,
+) -> SessionPage:
+    """:func:`sessions` on a connection the caller holds open (the viewer keeps one engine).
+
+    The page is read by keyset on the primary key: ``session_id > after ORDER BY session_id
+    LIMIT limit + 1``, so a page costs the same at the start and the end of 100k sessions.
+    """
+    _check_limit("limit", limit)
+    if metadata_value is not None and metadata_key is None:
+        raise InvalidArgumentError("metadata_value needs metadata_key: name the key to compare")
+    statement = sa.select(_sessions).order_by(_sessions.c.session_id).limit(limit + 1)
+    if prefix:
+        # >= lets the primary key index seek; substr makes the match exact and
+        # case-sensitive (LIKE is neither on SQLite).
+        statement = statement.where(
+            _sessions.c.session_id >= prefix,
+            sa.func.substr(_sessions.c.session_id, 1, len(prefix)) == prefix,
+        )
+    if metadata_key is not None:
+        dialect = connection.dialect.name
+        statement = statement.where(_has_key(dialect, metadata_key, metadata_value))
+    if idle_days is not None:
+        cutoff = datetime.now(timezone.utc) - timedelta(days=idle_days)
+        statement = statement.where(_sessions.c.updated_at <= cutoff)
+    if after is not None:
+        statement = statement.where(_sessions.c.session_id > after)
+    rows = (await connection.execute(statement)).all()
+    page = [session_info(row) for row in rows[:limit]]
     next_after = page[-1].session_id if len(rows) > limit else None
     return SessionPage(sessions=page, next_after=next_after)
 
 
-async def _require_session(connection: AsyncConnection, session_id: str) -> sa.Row[Any]:
+async def require_session(connection: AsyncConnection, session_id: str) -> sa.Row[Any]:
+    """The ``hs_sessions`` row of ``session_id``; :class:`SessionNotFoundError` if none."""
     row = (
         await connection.execute(sa.select(_sessions).where(_sessions.c.session_id == session_id))
     ).first()
@@ -190,35 +233,42 @@ async def show(
 
     Raises :class:`SessionNotFoundError` when the session does not exist.
     """
-    from .._items import load_item
-
     _check_limit("last", last)
     async with reading(url) as engine, engine.connect() as connection:
-        session = await _require_session(connection, session_id)
+        session = await require_session(connection, session_id)
         statement = sa.select(_items).where(_items.c.session_id == session_id)
         if turn is not None:
             statement = statement.where(_items.c.turn == turn)
         if last is not None:
             statement = statement.where(_items.c.turn > session.turn_count - last)
         rows = (await connection.execute(statement.order_by(_items.c.seq))).all()
-    result = []
-    for row in rows:
-        try:
-            item = load_item(row.item)
-        except ValueError:
-            item = None
-        result.append(
-            ItemRow(
-                seq=row.seq,
-                turn=row.turn,
-                role=row.role,
-                item_type=row.item_type,
-                text=row.text,
-                created_at=as_utc(row.created_at),
-                item=item,
-            )
+    return item_rows(rows)
+
+
+def _parsed(item_json: str) -> Any:
+    try:
+        return load_item(item_json)
+    except ValueError:
+        return None
+
+
+def item_rows(rows: Sequence[sa.Row[Any]]) -> list[ItemRow]:
+    """``hs_items`` rows as :class:`ItemRow` objects, their JSON parsed (``None`` if corrupt)."""
+    items = load_items([row.item for row in rows])
+    if items is None:  # some row is corrupt (or needs the exact parser): one by one
+        items = [_parsed(row.item) for row in rows]
+    return [
+        ItemRow(
+            seq=row.seq,
+            turn=row.turn,
+            role=row.role,
+            item_type=row.item_type,
+            text=row.text,
+            created_at=as_utc(row.created_at),
+            item=item,
         )
-    return result
+        for row, item in zip(rows, items, strict=True)
+    ]
 
 
 def fts5_query(text: str) -> str:
@@ -254,28 +304,40 @@ async def search(
     Matching is by whole words, case-insensitive (SQLite FTS5 ``unicode61``; PostgreSQL
     ``to_tsvector('simple', ...)``). ``session_id`` limits the search to one session.
     """
+    _check_search(text, limit)
+    async with reading(url) as engine, engine.connect() as connection:
+        return await search_hits(connection, text, session_id=session_id, limit=limit)
+
+
+def _check_search(text: str, limit: int) -> None:
     _check_limit("limit", limit)
     if not text.split():
         raise InvalidArgumentError("search text is empty; give at least one word")
-    async with reading(url) as engine, engine.connect() as connection:
-        if connection.dialect.name != "sqlite":
-            rows = await connection.execute(
-                sa.text(_PG_SEARCH), {"query": text, "session_id": session_id, "limit": limit}
-            )
-            return [SearchHit(*row) for row in rows]
-        indexed = await connection.execute(
-            sa.text(_SQLITE_SEARCH),
-            {"query": fts5_query(text), "session_id": session_id, "limit": limit},
+
+
+async def search_hits(
+    connection: AsyncConnection, text: str, *, session_id: str | None = None, limit: int = 50
+) -> list[SearchHit]:
+    """:func:`search` on a connection the caller holds open."""
+    _check_search(text, limit)
+    if connection.dialect.name != "sqlite":
+        rows = await connection.execute(
+            sa.text(_PG_SEARCH), {"query": text, "session_id": session_id, "limit": limit}
         )
-        hits = [SearchHit(*row) for row in indexed]
-        # Rows written since the index was last brought up to date (see backends/sqlite_fts.py).
-        query_words = search_index.words(text)
-        queued = await connection.execute(
-            sa.text(search_index.PENDING_ROWS), {"session_id": session_id}
-        )
-        hits += [SearchHit(*row) for row in queued if search_index.matches(query_words, row.text)]
-        hits.sort(key=lambda hit: (hit.session_id, hit.seq))
-        return hits[:limit]
+        return [SearchHit(*row) for row in rows]
+    indexed = await connection.execute(
+        sa.text(_SQLITE_SEARCH),
+        {"query": fts5_query(text), "session_id": session_id, "limit": limit},
+    )
+    hits = [SearchHit(*row) for row in indexed]
+    # Rows written since the index was last brought up to date (see backends/sqlite_fts.py).
+    query_words = search_index.words(text)
+    queued = await connection.execute(
+        sa.text(search_index.PENDING_ROWS), {"session_id": session_id}
+    )
+    hits += [SearchHit(*row) for row in queued if search_index.matches(query_words, row.text)]
+    hits.sort(key=lambda hit: (hit.session_id, hit.seq))
+    return hits[:limit]
 
 
 async def _database_bytes(connection: AsyncConnection) -> int:

@@ -71,6 +71,7 @@ def _environment() -> Environment:
 
 
 _TEMPLATES = _environment()
+_PAGES = ("sessions.html", "session.html", "search.html", "error.html")
 
 
 class _Page:
@@ -320,6 +321,8 @@ def create_app(
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         await reader.start()
+        for name in _PAGES:  # compiled now, not on the first visitor's request
+            _TEMPLATES.get_template(name)
         try:
             yield
         finally:

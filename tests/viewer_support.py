@@ -12,7 +12,6 @@ revisions 0003 and 0004 will, and fills them for ``tools-1`` and ``support-42``.
 
 from __future__ import annotations
 
-import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime, timezone
@@ -21,7 +20,7 @@ from typing import Any
 
 import httpx
 import sqlalchemy as sa
-from cli_support import populate
+from cli_support import assistant, populate, user
 from starlette.applications import Starlette
 
 from history_store import HistoryStore
@@ -30,20 +29,6 @@ from history_store._engine import make_engine, resolve_url
 SCRIPT = "<script>window.__pwned = 1</script>"
 HOSTILE_ID = 'evil/<b>"id"</b>&amp;'
 TOOLS_ID = "tools-1"
-
-
-def user(text: str) -> dict[str, Any]:
-    return {"role": "user", "content": text}
-
-
-def assistant(text: str) -> dict[str, Any]:
-    return {
-        "id": "__fake_id__",
-        "content": [{"annotations": [], "text": text, "type": "output_text"}],
-        "role": "assistant",
-        "status": "completed",
-        "type": "message",
-    }
 
 
 def call(call_id: str, name: str, arguments: str) -> dict[str, Any]:
@@ -254,9 +239,3 @@ async def client(app: Starlette, host: str = "127.0.0.1") -> AsyncIterator[httpx
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url=f"http://{host}") as opened:
             yield opened
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])

@@ -28,6 +28,9 @@ class Sizes:
     w7_sessions: int = 200
     w8_turns: int = 150
     w8_history: int = 20
+    w10_sessions: int = 100_000
+    w10_items: int = 10_000
+    w10_rounds: int = 15
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -52,6 +55,7 @@ PROFILES = {
         w7_sizes=(1_000, 10_000),
         w7_sessions=50,
         w8_turns=30,
+        w10_rounds=7,
     ),
     "tiny": Sizes(
         w1_batches=12,
@@ -74,5 +78,8 @@ PROFILES = {
         w7_sessions=4,
         w8_turns=3,
         w8_history=4,
+        w10_sessions=300,
+        w10_items=2000,
+        w10_rounds=2,
     ),
 }

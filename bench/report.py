@@ -45,6 +45,14 @@ def _w8_overhead(r: dict[str, Any]) -> float:
     return float(r["W8"]["results"][OURS]["overhead_ms_per_turn"])
 
 
+def _w10(dialect: str, key: str) -> Callable[[dict[str, Any]], float]:
+    return lambda r: float(r["W10"][dialect][key])
+
+
+def _w10_memory(r: dict[str, Any]) -> float:
+    return float(r["W10"]["sqlite"]["memory"]["growth_big_vs_small"])
+
+
 TARGETS: list[Target] = [
     (
         "W1-vs-SQLiteSession",
@@ -132,6 +140,41 @@ TARGETS: list[Target] = [
         "<=",
         1.0,
     ),
+    (
+        "W10-session-page-ms",
+        "W10 viewer: slowest page of the 10k-item session, SQLite (ms)",
+        _w10("sqlite", "session_page_worst_ms"),
+        "<=",
+        300.0,
+    ),
+    (
+        "W10-sessions-page-ms",
+        "W10 viewer: sessions page with 100k sessions, SQLite (ms)",
+        _w10("sqlite", "sessions_page_worst_unfiltered_ms"),
+        "<=",
+        100.0,
+    ),
+    (
+        "W10-pg-session-page-ms",
+        "W10 viewer: slowest page of the 10k-item session, PostgreSQL (ms)",
+        _w10("postgresql", "session_page_worst_ms"),
+        "<=",
+        300.0,
+    ),
+    (
+        "W10-pg-sessions-page-ms",
+        "W10 viewer: sessions page with 100k sessions, PostgreSQL (ms)",
+        _w10("postgresql", "sessions_page_worst_unfiltered_ms"),
+        "<=",
+        100.0,
+    ),
+    (
+        "W10-memory-flat",
+        "W10 viewer: peak memory over every page of the 10k session / one page of 1k",
+        _w10_memory,
+        "<=",
+        1.5,
+    ),
 ]
 
 
@@ -165,8 +208,28 @@ def _fmt(value: Any, spec: str = ".2f") -> str:
     return format(value, spec)
 
 
+def _print_viewer(data: dict[str, Any], out: Callable[[str], None]) -> None:
+    out(f"\nW10: {data.get('what', '')}")
+    for dialect in ("sqlite", "postgresql"):
+        if dialect not in data:
+            continue
+        got = data[dialect]
+        for key, label in (("sessions_page_ms", "sessions page"), ("session_page_ms", "session")):
+            cells = "  ".join(f"{name} {_fmt(ms, '.1f')}" for name, ms in got[key].items())
+            out(f"  {dialect:<10} {label:<13} ms: {cells}")
+        memory = got["memory"]
+        out(
+            f"  {dialect:<10} peak memory   MiB: one page of the small session "
+            f"{_fmt(memory['small_page_bytes'] / 2**20)}, of the big one "
+            f"{_fmt(memory['big_page_bytes'] / 2**20)}, any of its {memory['big_pages']} pages "
+            f"{_fmt(memory['every_big_page_bytes'] / 2**20)}"
+        )
+
+
 def print_table(result: dict[str, Any], out: Callable[[str], None] = print) -> None:
     """Medians and ratios per workload, then the targets."""
+    if "W10" in result:
+        _print_viewer(result["W10"], out)
     for workload, data in result.items():
         if not isinstance(data, dict) or "results" not in data:
             continue

@@ -17,8 +17,9 @@ from .fill import fill_pg, fill_sqlite
 from .impls import OURS, PG_IMPLS, SQLITE_IMPLS, Backend, open_pg, open_sqlite
 from .report import check_targets
 from .runner_turn import runner_overhead
+from .viewer_pages import viewer_pages
 
-ALL_WORKLOADS = ("W1", "W2", "W3", "W4", "W5", "W6", "W7", "W8")
+ALL_WORKLOADS = ("W1", "W2", "W3", "W4", "W5", "W6", "W7", "W8", "W10")
 SDK_SESSIONS = tuple(name for name in SQLITE_IMPLS if name != "raw_sqlite3")
 
 
@@ -164,6 +165,11 @@ async def run(
         log("W8 Runner.run turn overhead")
         result["W8"] = await runner_overhead(
             SDK_SESSIONS, directory, sizes.w8_turns, sizes.w8_history
+        )
+    if "W10" in only:
+        log("W10 viewer pages (sessions page, a big session's pages, memory)")
+        result["W10"] = await viewer_pages(
+            directory, pg_url, _reset_pg, sizes.w10_sessions, sizes.w10_items, sizes.w10_rounds
         )
     result = {key: value for key, value in result.items() if key.split("_")[0] in only}
     result["targets"] = check_targets(result)

@@ -25,11 +25,11 @@ ACTIVE = datetime.now(timezone.utc).replace(microsecond=0)
 ACTIVE_TEXT = ACTIVE.strftime("%Y-%m-%d %H:%M:%S")
 
 
-def _user(text: str) -> dict[str, Any]:
+def user(text: str) -> dict[str, Any]:
     return {"role": "user", "content": text}
 
 
-def _assistant(text: str) -> dict[str, Any]:
+def assistant(text: str) -> dict[str, Any]:
     # As the SDK stores a Chat Completions reply.
     return {
         "id": "__fake_id__",
@@ -55,10 +55,10 @@ SESSIONS: dict[str, tuple[str, str, Any, list[tuple[int, dict[str, Any]]]]] = {
         "2025-02-01T10:02:00+00:00",
         None,
         [
-            (1, _user("Do you ship to Norway?")),
-            (1, _assistant("Yes, we ship to Norway.")),
-            (2, _user("Great, thanks")),
-            (2, _assistant("You are welcome!")),
+            (1, user("Do you ship to Norway?")),
+            (1, assistant("Yes, we ship to Norway.")),
+            (2, user("Great, thanks")),
+            (2, assistant("You are welcome!")),
         ],
     ),
     "support-42": (
@@ -66,14 +66,14 @@ SESSIONS: dict[str, tuple[str, str, Any, list[tuple[int, dict[str, Any]]]]] = {
         ACTIVE.isoformat(),
         {"customer": "acme", "tier": "gold"},
         [
-            (1, _user("My order 7 has not arrived, I want a refund")),
+            (1, user("My order 7 has not arrived, I want a refund")),
             (1, _call("c1", "lookup_order")),
             (1, _output("c1", "status: lost in transit")),
-            (1, _assistant("Sorry! Order 7 was lost. I have started a refund.")),
-            (2, _user("How long will the refund take?")),
+            (1, assistant("Sorry! Order 7 was lost. I have started a refund.")),
+            (2, user("How long will the refund take?")),
             (2, _call("c2", "refund_eta")),
             (2, _output("c2", "3 days")),
-            (2, _assistant("Your refund arrives in 3 days.")),
+            (2, assistant("Your refund arrives in 3 days.")),
         ],
     ),
     "support-7": (
@@ -81,8 +81,8 @@ SESSIONS: dict[str, tuple[str, str, Any, list[tuple[int, dict[str, Any]]]]] = {
         "2025-01-01T08:10:00+00:00",
         {"customer": "globex"},
         [
-            (1, _user("Bonjour, où est ma facture ?")),
-            (1, _assistant("Votre facture est dans votre espace client.")),
+            (1, user("Bonjour, où est ma facture ?")),
+            (1, assistant("Votre facture est dans votre espace client.")),
         ],
     ),
 }

@@ -36,6 +36,11 @@ TARGET_IDS = [
     "W7-W4-vs-SQLAlchemySession",
     "W7-W2-growth",
     "W8-overhead-ms",
+    "W10-session-page-ms",
+    "W10-sessions-page-ms",
+    "W10-pg-session-page-ms",
+    "W10-pg-sessions-page-ms",
+    "W10-memory-flat",
 ]
 
 
@@ -82,6 +87,18 @@ def test_tiny_run_reports_every_workload_and_implementation(pg_url: str, tmp_pat
     for name in SQLITE_IMPLS:
         assert result["W1"]["results"][name]["chunks"] == 3
         assert result["W1"]["results"][name]["median_us"] > 0
+
+    for dialect in ("sqlite", "postgresql"):
+        w10 = result["W10"][dialect]
+        assert set(w10["sessions_page_ms"]) == {
+            "first",
+            "middle",
+            "idle_30_days",
+            "metadata_value",
+            "json_first",
+        }
+        assert all(ms > 0 for ms in w10["session_page_ms"].values()), dialect
+        assert w10["memory"]["big_pages"] == 10, dialect  # 2,000 items, 200 a page
 
     assert [t["id"] for t in result["targets"]] == TARGET_IDS
     assert all(t["pass"] in (True, False) for t in result["targets"])

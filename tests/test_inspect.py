@@ -13,7 +13,12 @@ import pytest
 from cli_support import SESSIONS, export_text, populate
 from sqlalchemy import text
 
-from history_store import HistoryStore, ImportFormatError, SchemaOutOfDateError
+from history_store import (
+    HistoryStore,
+    ImportFormatError,
+    InvalidArgumentError,
+    SchemaOutOfDateError,
+)
 from history_store._engine import make_engine, resolve_url
 from history_store.cli._progress import ProgressBar
 from history_store.schema import downgrade, upgrade
@@ -156,6 +161,35 @@ async def test_sessions_pages_cover_every_session_once(db_url: str) -> None:
             break
         after = page.next_after
     assert (pages, seen) == (3, [f"s{n:02d}" for n in range(23)])
+
+
+async def test_sessions_by_metadata_value(db_url: str, tmp_path: Path) -> None:
+    await populate(db_url, tmp_path)
+    async with HistoryStore(db_url) as store:
+        engine = await store.engine()
+        async with engine.begin() as connection:
+            await connection.execute(
+                text("UPDATE hs_sessions SET metadata = :m WHERE session_id = 'sales-1'"),
+                {"m": '{"tier": 3, "customer": null}'},
+            )
+
+    async def ids(**metadata: Any) -> list[str]:
+        page = await sessions(db_url, metadata=metadata)
+        return [s.session_id for s in page.sessions]
+
+    assert [s.session_id for s in (await sessions(db_url, metadata_key="customer")).sessions] == [
+        "sales-1",
+        "support-42",
+        "support-7",
+    ]
+    assert await ids(customer="acme") == ["support-42"]
+    assert await ids(tier=3) == ["sales-1"]  # a number matches the number, not its text
+    assert await ids(tier="3") == []
+    assert await ids(tier="gold") == ["support-42"]
+    assert await ids(customer=None) == ["sales-1"]  # JSON null
+    assert await ids(tier="Gold") == []  # exact, case-sensitive
+    with pytest.raises(InvalidArgumentError, match="compares a string, number"):
+        await ids(tier=["gold"])
 
 
 EMPTY = hashlib.sha256(b"").hexdigest()

@@ -210,6 +210,15 @@ def test_wheel_bundles_the_migrations(wheel: Path) -> None:
         ), revision
 
 
+def test_wheel_ships_the_viewer_templates_and_assets(wheel: Path) -> None:
+    names = set(zipfile.ZipFile(wheel).namelist())
+    viewer = REPO / "history_store" / "viewer"
+    files = [*viewer.glob("templates/*.html"), *viewer.glob("static/*")]
+    assert {path.suffix for path in files} == {".html", ".css", ".js", ".svg"}
+    for path in files:
+        assert f"history_store/viewer/{path.relative_to(viewer).as_posix()}" in names, path
+
+
 INSTALLED_CHECK = """
 import asyncio, sys
 import history_store

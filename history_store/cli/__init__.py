@@ -1,10 +1,10 @@
 """The ``history-store`` command line: each command wraps a public library function.
 
 Commands live in one module per group (``inspect``, ``transfer``, ``maintenance``, ``chat``,
-``db``, ``migrate``); each exposes ``register(commands, common)``, which adds its sub-parsers
-to ``commands`` with ``common`` (``--url``, ``--json``) as a parent and sets ``handler``: an
-async function taking the parsed arguments and returning the exit code. Every command prints
-through ``_output`` (one table printer, one JSON printer).
+``db``, ``migrate``, ``serve``); each exposes ``register(commands, common)``, which adds its
+sub-parsers to ``commands`` with ``common`` (``--url``, ``--json``) as a parent and sets
+``handler``: an async function taking the parsed arguments and returning the exit code.
+Every command prints through ``_output`` (one table printer, one JSON printer).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from sqlalchemy.exc import DBAPIError
 
 from ..errors import HistoryStoreError
-from . import chat, db, inspect, maintenance, metadata, migrate, transfer
+from . import chat, db, inspect, maintenance, metadata, migrate, serve, transfer
 from ._command import common_options, example
 
 
@@ -30,7 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
         **example("history-store --url sqlite:///history.db show support-42 --last 2"),
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for group in (chat, db, migrate, inspect, metadata, transfer, maintenance):
+    for group in (chat, db, migrate, inspect, metadata, transfer, maintenance, serve):
         group.register(commands, common)
     return parser
 

@@ -8,15 +8,14 @@ in UTC to the second (also those SQLite hands back as text), one line per cell.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import re
 import sys
 from collections.abc import Sequence
 from datetime import datetime, timezone
-from decimal import Decimal
 from typing import Any, TextIO
 
+from .._json import to_json
 from .._time import as_utc
 
 # SQLite has no timestamp type: it hands timestamps back as the text they were stored as
@@ -84,23 +83,6 @@ def print_table(
         print_line(empty)
     else:
         print_line(table(headers, rows))
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return as_utc(value).isoformat()
-    if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return dataclasses.asdict(value)
-    if isinstance(value, (bytes, bytearray, memoryview)):
-        return bytes(value).hex()
-    return str(value)
-
-
-def to_json(document: Any) -> str:
-    """``document`` in the one JSON format of the CLI (see the module docstring)."""
-    return json.dumps(document, ensure_ascii=False, default=_json_default)
 
 
 def print_json(document: Any, *, file: TextIO | None = None) -> None:

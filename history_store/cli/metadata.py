@@ -4,25 +4,11 @@ argument reads (``meta`` and ``sessions --meta`` take them)."""
 from __future__ import annotations
 
 import argparse
-import json
 from typing import Any
 
-from ..tools.metadata import meta
+from ..tools.metadata import meta, metadata_value
 from ._command import add_command
 from ._output import print_json, print_table
-
-
-def _reject_non_finite(constant: str) -> Any:
-    raise ValueError(constant)
-
-
-def metadata_value(text: str) -> Any:
-    """A value typed on the command line: JSON when it parses as JSON (``12``, ``true``,
-    ``null``, ``"12"``, ``[1, 2]``), else the text itself as a string (``gold``)."""
-    try:
-        return json.loads(text, parse_constant=_reject_non_finite)  # NaN is not JSON
-    except ValueError:
-        return text
 
 
 def metadata_pair(text: str) -> tuple[str, Any]:

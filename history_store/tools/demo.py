@@ -2,7 +2,9 @@
 
 Three turns on a Chat Completions model through :class:`history_store.Runner`, which attaches
 the history by itself; then the guard refusing a ``previous_response_id`` the model would have
-dropped; then the stored history, read back with plain SQL.
+dropped; then the stored history, read back with plain SQL; last, the command that opens
+it in the web viewer. The database is kept for that (``./demo-history.db`` unless told
+otherwise), and replaced by the next run so each run starts from nothing.
 
 Offline by default: the model is the loopback :class:`~history_store.testing.StubModelServer`,
 whose replies say how many messages it was sent. With ``OPENAI_API_KEY`` set it talks to
@@ -15,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
-import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -27,7 +28,10 @@ from ..runner.run import Runner
 from ..store import HistoryStore
 from ..testing import StubModelServer
 
-__all__ = ["run_demo", "DEMO_MODEL_ENV", "DEFAULT_DEMO_MODEL", "TURNS"]
+__all__ = ["run_demo", "DEMO_DATABASE", "DEMO_MODEL_ENV", "DEFAULT_DEMO_MODEL", "TURNS"]
+
+DEMO_DATABASE = Path("demo-history.db")
+"""Where the demo keeps its history (relative to the current directory)."""
 
 DEMO_MODEL_ENV = "HISTORY_STORE_DEMO_MODEL"
 DEFAULT_DEMO_MODEL = "gpt-4o-mini"
@@ -59,19 +63,29 @@ def _print_history(database: Path, session_id: str, out: Callable[[str], object]
         out(f"{turn:>4}  {seq:>3}  {role or '-':<9}  {shown[:70]}")
 
 
-async def run_demo(print_line: Callable[[str], object] = print) -> None:
-    """Run the demo, printing through ``print_line``."""
+def _replace(database: Path) -> None:
+    """Remove an earlier run's database (and its WAL files), so this run starts empty."""
+    for suffix in ("", "-wal", "-shm"):
+        database.with_name(database.name + suffix).unlink(missing_ok=True)
+
+
+async def run_demo(
+    print_line: Callable[[str], object] = print, database: Path = DEMO_DATABASE
+) -> None:
+    """Run the demo, printing through ``print_line``, keeping the history in ``database``
+    (replaced if it exists)."""
     out = print_line
     set_tracing_disabled(True)
-    with tempfile.TemporaryDirectory() as directory, _model_client() as (client, name, where):
-        database = Path(directory) / "demo.db"
+    database = database.resolve()
+    _replace(database)
+    with _model_client() as (client, name, where):
         agent = Agent(
             name="assistant",
             instructions="Answer in one short sentence.",
             model=OpenAIChatCompletionsModel(name, client),
         )
         out(f"Model: {name} over Chat Completions, via {where}")
-        out(f"History: {database.name} (SQLite)\n")
+        out(f"History: {database} (SQLite; the next demo run replaces it)\n")
         async with HistoryStore(f"sqlite+aiosqlite:///{database}") as store:
             for text in TURNS:
                 # No session passed: the runner sees a Chat Completions model and attaches
@@ -85,3 +99,5 @@ async def run_demo(print_line: Callable[[str], object] = print) -> None:
             except ServerManagedStateError as refusal:
                 out(f"refused before any request: {refusal}")
         _print_history(database, "demo", out)
+    out("\nBrowse it in a web browser (read-only; Ctrl-C stops it):")
+    out(f"  history-store serve --url sqlite:///{database}")

@@ -11,7 +11,7 @@ changes a file, and raises :class:`DatabaseNotFoundError` for a missing SQLite f
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -21,7 +21,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from .. import tables
-from .._items import load_item
+from .._items import load_item, load_items
 from .._time import as_utc
 from ..errors import InvalidArgumentError, SessionNotFoundError
 from ._open import Database, reading
@@ -127,26 +127,29 @@ def _check_limit(name: str, value: int | None) -> None:
         raise InvalidArgumentError(f"{name} must be at least 1, not {value}")
 
 
-# The turns a session holds: its rows' distinct turn numbers, 0 (items before the first user
-# input) not being a turn. One index walk per session of the page.
-_TURNS_PRESENT = (
+TURNS_PRESENT = (
     sa.select(sa.func.count(sa.distinct(_items.c.turn)))
     .where(_items.c.session_id == _sessions.c.session_id, _items.c.turn > 0)
     .scalar_subquery()
     .label("turns_present")
 )
+"""The turns a session holds: its rows' distinct turn numbers, 0 (items before the first user
+input) not being a turn. One index walk per session of the page."""
 
 
-_ALL_TURNS_PRESENT = (
+_ALLTURNS_PRESENT = (
     sa.select(_items.c.session_id, _items.c.turn).where(_items.c.turn > 0).distinct().subquery()
 )
 
 
-def _session_info(row: sa.Row[Any]) -> SessionInfo:
+def session_info(row: sa.Row[Any]) -> SessionInfo:
+    """A ``hs_sessions`` row as a :class:`SessionInfo`: ``turns`` from the row's
+    ``turns_present`` column (:data:`TURNS_PRESENT`) when it has one, else the counter."""
+    present = getattr(row, "turns_present", None)
     return SessionInfo(
         session_id=row.session_id,
         items=row.item_count,
-        turns=row.turns_present,
+        turns=present if present is not None else row.turn_count,
         created_at=as_utc(row.created_at),
         updated_at=as_utc(row.updated_at),
         metadata=row.metadata,
@@ -203,34 +206,61 @@ async def sessions(
         after: the cursor: only ids greater than this (a previous page's ``next_after``).
         limit: the page size (at least 1).
     """
-    _check_limit("limit", limit)
     async with reading(url) as engine, engine.connect() as connection:
-        statement = (
-            sa.select(_sessions, _TURNS_PRESENT).order_by(_sessions.c.session_id).limit(limit + 1)
+        return await session_page(
+            connection,
+            prefix=prefix,
+            metadata_key=metadata_key,
+            metadata=metadata,
+            idle_days=idle_days,
+            after=after,
+            limit=limit,
         )
-        if prefix:
-            # >= lets the primary key index seek; substr makes the match exact and
-            # case-sensitive (LIKE is neither on SQLite).
-            statement = statement.where(
-                _sessions.c.session_id >= prefix,
-                sa.func.substr(_sessions.c.session_id, 1, len(prefix)) == prefix,
-            )
-        if metadata_key is not None:
-            statement = statement.where(_has_key(connection.dialect.name, metadata_key))
-        for key, value in (metadata or {}).items():
-            statement = statement.where(_has_value(connection.dialect.name, key, value))
-        if idle_days is not None:
-            cutoff = datetime.now(timezone.utc) - timedelta(days=idle_days)
-            statement = statement.where(_sessions.c.updated_at <= cutoff)
-        if after is not None:
-            statement = statement.where(_sessions.c.session_id > after)
-        rows = (await connection.execute(statement)).all()
-    page = [_session_info(row) for row in rows[:limit]]
+
+
+async def session_page(
+    connection: AsyncConnection,
+    *,
+    prefix: str | None = None,
+    metadata_key: str | None = None,
+    metadata: Mapping[str, Any] | None = None,
+    idle_days: float | None = None,
+    after: str | None = None,
+    limit: int = 50,
+) -> SessionPage:
+    """:func:`sessions` on a connection the caller holds open (the viewer keeps one engine).
+
+    The page is read by keyset on the primary key: ``session_id > after ORDER BY session_id
+    LIMIT limit + 1``, so a page costs the same at the start and the end of 100k sessions.
+    """
+    _check_limit("limit", limit)
+    statement = (
+        sa.select(_sessions, TURNS_PRESENT).order_by(_sessions.c.session_id).limit(limit + 1)
+    )
+    if prefix:
+        # >= lets the primary key index seek; substr makes the match exact and
+        # case-sensitive (LIKE is neither on SQLite).
+        statement = statement.where(
+            _sessions.c.session_id >= prefix,
+            sa.func.substr(_sessions.c.session_id, 1, len(prefix)) == prefix,
+        )
+    if metadata_key is not None:
+        statement = statement.where(_has_key(connection.dialect.name, metadata_key))
+    for key, value in (metadata or {}).items():
+        statement = statement.where(_has_value(connection.dialect.name, key, value))
+    if idle_days is not None:
+        cutoff = datetime.now(timezone.utc) - timedelta(days=idle_days)
+        statement = statement.where(_sessions.c.updated_at <= cutoff)
+    if after is not None:
+        statement = statement.where(_sessions.c.session_id > after)
+    rows = (await connection.execute(statement)).all()
+    page = [session_info(row) for row in rows[:limit]]
     next_after = page[-1].session_id if len(rows) > limit else None
     return SessionPage(sessions=page, next_after=next_after)
 
 
-async def _require_session(connection: AsyncConnection, session_id: str) -> sa.Row[Any]:
+async def require_session(connection: AsyncConnection, session_id: str) -> sa.Row[Any]:
+    """The session's ``hs_sessions`` row; :class:`SessionNotFoundError` if there is none."""
     row = (
         await connection.execute(sa.select(_sessions).where(_sessions.c.session_id == session_id))
     ).first()
@@ -254,7 +284,7 @@ async def show(
     """
     _check_limit("last", last)
     async with reading(url) as engine, engine.connect() as connection:
-        session = await _require_session(connection, session_id)
+        session = await require_session(connection, session_id)
         statement = (
             sa.select(_items, _turns.c.status)
             .select_from(_items.outerjoin(_turns, _same_turn))
@@ -265,25 +295,35 @@ async def show(
         if last is not None:
             statement = statement.where(_items.c.turn > session.turn_count - last)
         rows = (await connection.execute(statement.order_by(_items.c.seq))).all()
-    result = []
-    for row in rows:
-        try:
-            item = load_item(row.item)
-        except ValueError:
-            item = None
-        result.append(
-            ItemRow(
-                seq=row.seq,
-                turn=row.turn,
-                role=row.role,
-                item_type=row.item_type,
-                text=row.text,
-                created_at=as_utc(row.created_at),
-                item=item,
-                status=row.status,
-            )
+    return item_rows(rows)
+
+
+def _parsed(item_json: str) -> Any:
+    try:
+        return load_item(item_json)
+    except ValueError:
+        return None
+
+
+def item_rows(rows: Sequence[sa.Row[Any]]) -> list[ItemRow]:
+    """``hs_items`` rows as :class:`ItemRow` objects, their JSON parsed (``None`` if corrupt)
+    and their turn's ``status`` taken from the row's ``status`` column when it has one."""
+    items = load_items([row.item for row in rows])
+    if items is None:  # some row is corrupt (or needs the exact parser): one by one
+        items = [_parsed(row.item) for row in rows]
+    return [
+        ItemRow(
+            seq=row.seq,
+            turn=row.turn,
+            role=row.role,
+            item_type=row.item_type,
+            text=row.text,
+            created_at=as_utc(row.created_at),
+            item=item,
+            status=getattr(row, "status", None),
         )
-    return result
+        for row, item in zip(rows, items, strict=True)
+    ]
 
 
 async def turns(
@@ -301,7 +341,7 @@ async def turns(
     """
     _check_limit("last", last)
     async with reading(url) as engine, engine.connect() as connection:
-        session = await _require_session(connection, session_id)
+        session = await require_session(connection, session_id)
         statement = sa.select(_turns).where(_turns.c.session_id == session_id)
         if turn is not None:
             statement = statement.where(_turns.c.turn == turn)
@@ -343,7 +383,7 @@ async def stats(url: Database = None) -> Stats:
                 sa.select(
                     sa.func.count(),
                     sa.func.coalesce(sa.func.sum(_sessions.c.item_count), 0),
-                    sa.select(sa.func.count()).select_from(_ALL_TURNS_PRESENT).scalar_subquery(),
+                    sa.select(sa.func.count()).select_from(_ALLTURNS_PRESENT).scalar_subquery(),
                     sa.func.min(_sessions.c.created_at),
                     sa.func.max(_sessions.c.updated_at),
                 )

@@ -2,13 +2,28 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
 
 from ..errors import SessionNotFoundError
 from ._open import Database, writing
 
-__all__ = ["meta"]
+__all__ = ["meta", "metadata_value"]
+
+
+def _reject_non_finite(constant: str) -> Any:
+    raise ValueError(constant)
+
+
+def metadata_value(text: str) -> Any:
+    """A value typed by a person (a command-line argument, a form field): JSON when it parses
+    as JSON (``12``, ``true``, ``null``, ``"12"``, ``[1, 2]``), else the text itself as a
+    string (``gold``)."""
+    try:
+        return json.loads(text, parse_constant=_reject_non_finite)  # NaN is not JSON
+    except ValueError:
+        return text
 
 
 async def meta(

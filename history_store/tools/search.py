@@ -10,12 +10,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..backends import sqlite_fts as search_index
 from ..errors import InvalidArgumentError
 from ._open import Database, reading
 
-__all__ = ["SearchHit", "fts5_query", "search"]
+__all__ = ["SearchHit", "fts5_query", "search", "search_hits"]
 
 
 @dataclass(frozen=True)
@@ -63,26 +64,38 @@ async def search(
     Matching is by whole words, case-insensitive (SQLite FTS5 ``unicode61``; PostgreSQL
     ``to_tsvector('simple', ...)``). ``session_id`` limits the search to one session.
     """
+    _check_search(text, limit)
+    async with reading(url) as engine, engine.connect() as connection:
+        return await search_hits(connection, text, session_id=session_id, limit=limit)
+
+
+def _check_search(text: str, limit: int) -> None:
     if limit < 1:
         raise InvalidArgumentError(f"limit must be at least 1, not {limit}")
     if not text.split():
         raise InvalidArgumentError("search text is empty; give at least one word")
-    async with reading(url) as engine, engine.connect() as connection:
-        if connection.dialect.name != "sqlite":
-            rows = await connection.execute(
-                sa.text(_PG_SEARCH), {"query": text, "session_id": session_id, "limit": limit}
-            )
-            return [SearchHit(*row) for row in rows]
-        indexed = await connection.execute(
-            sa.text(_SQLITE_SEARCH),
-            {"query": fts5_query(text), "session_id": session_id, "limit": limit},
+
+
+async def search_hits(
+    connection: AsyncConnection, text: str, *, session_id: str | None = None, limit: int = 50
+) -> list[SearchHit]:
+    """:func:`search` on a connection the caller holds open (the viewer keeps one engine)."""
+    _check_search(text, limit)
+    if connection.dialect.name != "sqlite":
+        rows = await connection.execute(
+            sa.text(_PG_SEARCH), {"query": text, "session_id": session_id, "limit": limit}
         )
-        hits = [SearchHit(*row) for row in indexed]
-        # Rows written since the index was last brought up to date (see backends/sqlite_fts.py).
-        query_words = search_index.words(text)
-        queued = await connection.execute(
-            sa.text(search_index.PENDING_ROWS), {"session_id": session_id}
-        )
-        hits += [SearchHit(*row) for row in queued if search_index.matches(query_words, row.text)]
-        hits.sort(key=lambda hit: (hit.session_id, hit.seq))
-        return hits[:limit]
+        return [SearchHit(*row) for row in rows]
+    indexed = await connection.execute(
+        sa.text(_SQLITE_SEARCH),
+        {"query": fts5_query(text), "session_id": session_id, "limit": limit},
+    )
+    hits = [SearchHit(*row) for row in indexed]
+    # Rows written since the index was last brought up to date (see backends/sqlite_fts.py).
+    query_words = search_index.words(text)
+    queued = await connection.execute(
+        sa.text(search_index.PENDING_ROWS), {"session_id": session_id}
+    )
+    hits += [SearchHit(*row) for row in queued if search_index.matches(query_words, row.text)]
+    hits.sort(key=lambda hit: (hit.session_id, hit.seq))
+    return hits[:limit]

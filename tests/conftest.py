@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import pwd
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -108,3 +109,13 @@ def stub(stub_server: StubModelServer) -> StubModelServer:
 @pytest.fixture
 def openai_client(stub: StubModelServer) -> AsyncOpenAI:
     return AsyncOpenAI(base_url=stub.base_url, api_key="stub-key", max_retries=0)
+
+
+@pytest.fixture(scope="session")
+def other_user() -> Iterator[pwd.struct_passwd]:
+    """A second, unprivileged uid (created for the test session, removed after)."""
+    from helpers import other_user as helper
+
+    user = helper.ensure()
+    yield user
+    helper.remove()

@@ -45,6 +45,7 @@ from ._import_parse import (
     parse_session,
 )
 from ._open import Database, chunks, in_transaction, reading, writing
+from ._private_file import private_output
 from ._progress import Progress
 
 __all__ = ["EXPORT_FORMAT", "EXPORT_VERSION", "TransferSummary", "export", "import_"]
@@ -165,18 +166,36 @@ async def _item_cursor(
 
 
 async def export(
-    out: TextIO,
+    out: TextIO | str | os.PathLike[str],
     url: Database = None,
     *,
     session_ids: Sequence[str] | None = None,
     progress: Progress | None = None,
+    force: bool = False,
 ) -> TransferSummary:
     """Write the sessions (all, or ``session_ids``) to ``out`` as export JSONL.
+
+    ``out`` is an open text stream, or a path. A path is written the safe way
+    (``_private_file``): a new owner-only (0600) file beside it, never opened through a
+    link, renamed into place only once the export is complete. An existing file at that
+    path raises :class:`OutputExistsError` and is left alone, unless ``force=True``.
 
     The database is opened read-only and read in one transaction, so the file is a consistent
     snapshot. Raises :class:`SessionNotFoundError` (before writing anything) when a named
     session does not exist.
     """
+    if isinstance(out, (str, os.PathLike)):
+        with private_output(out, replace=force) as stream:
+            return await _export_stream(stream, url, session_ids, progress)
+    return await _export_stream(out, url, session_ids, progress)
+
+
+async def _export_stream(
+    out: TextIO,
+    url: Database,
+    session_ids: Sequence[str] | None,
+    progress: Progress | None,
+) -> TransferSummary:
     async with reading(url) as engine, engine.connect() as connection:
         if connection.dialect.name == "postgresql":
             await connection.execution_options(isolation_level="REPEATABLE READ")

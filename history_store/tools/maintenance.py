@@ -68,9 +68,20 @@ async def _vacuum(store: HistoryStore) -> None:
         # VACUUM cannot run inside a transaction.
         await connection.execution_options(history_store_begin="AUTOCOMMIT")
         await connection.exec_driver_sql("VACUUM")
-        # The FTS index is keyed on hs_items' rowid, which VACUUM is allowed to renumber.
+    await _rebuild_search_index(store)
+
+
+async def _rebuild_search_index(store: HistoryStore) -> None:
+    """The FTS index is keyed on hs_items' rowid, which VACUUM is allowed to renumber: empty
+    the queue and rebuild the index from the rows, in one write transaction. As two
+    statements, a row another writer queued between them was indexed by the rebuild and
+    again from the queue, and FTS5 called the database malformed (reliability issue 15.3)."""
+
+    async def rebuild(connection: AsyncConnection) -> None:
         for statement in search_index.REBUILD:
             await connection.exec_driver_sql(statement)
+
+    await in_transaction(store, "prune", rebuild)
 
 
 async def delete(session_ids: Sequence[str], url: Database = None) -> PruneResult:

@@ -9,6 +9,7 @@ import argparse
 from typing import Any
 
 from ..tools import inspect
+from ._arguments import MAX_DAYS, MAX_INTEGER, integer, number, positive_int
 from ._command import add_command
 from ._output import cell, plural, print_json, print_line, print_table, when
 
@@ -92,17 +93,23 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     p = add_command(commands, common, "sessions", "list sessions, oldest id first", _sessions)
     p.add_argument("--prefix", help="only session ids starting with PREFIX")
     p.add_argument("--meta", metavar="KEY", help="only sessions whose metadata has KEY")
-    p.add_argument("--idle-days", type=float, metavar="N", help="only sessions idle >= N days")
+    p.add_argument(
+        "--idle-days", type=number(0, MAX_DAYS), metavar="N", help="only sessions idle >= N days"
+    )
     p.add_argument("--after", metavar="SESSION_ID", help="page cursor: ids after this one")
-    p.add_argument("--limit", type=int, default=50, help="page size (default 50)")
+    p.add_argument("--limit", type=positive_int, default=50, help="page size (default 50)")
     p = add_command(commands, common, "show", "print the items of one session", _show)
     p.add_argument("session", help="the session id")
-    p.add_argument("--turn", type=int, metavar="N", help="only turn N")
-    p.add_argument("--last", type=int, metavar="K", help="only the last K turns")
+    p.add_argument("--turn", type=integer(0, MAX_INTEGER), metavar="N", help="only turn N")
+    p.add_argument(
+        "--last", type=integer(1, MAX_INTEGER), metavar="K", help="only the last K turns"
+    )
     p = add_command(commands, common, "search", "full-text search across sessions", _search)
     p.add_argument("text", help="words that must all appear (whole words, any case)")
     p.add_argument("--session", help="search only this session")
-    p.add_argument("--limit", type=int, default=50, help="most matches to print (default 50)")
+    p.add_argument(
+        "--limit", type=positive_int, default=50, help="most matches to print (default 50)"
+    )
     p = add_command(commands, common, "sql", "run one read-only SQL query", _sql)
     p.add_argument("query", help='a SELECT statement, e.g. "SELECT * FROM hs_session_summary"')
     add_command(commands, common, "stats", "print totals for the whole database", _stats)

@@ -7,6 +7,9 @@ import sys
 from typing import Any
 
 from ..tools import transfer
+from ..tools._import_parse import DEFAULT_MAX_LINE_LENGTH
+from ..tools._import_write import ON_CONFLICT_CHOICES
+from ._arguments import positive_int
 from ._command import add_command
 from ._output import plural, print_json, print_line
 from ._progress import ProgressBar
@@ -33,13 +36,20 @@ async def _export(args: argparse.Namespace) -> int:
 async def _import(args: argparse.Namespace) -> int:
     with ProgressBar("importing") as bar:
         source = sys.stdin if args.file == "-" else args.file
-        summary = await transfer.import_(source, args.url, progress=bar)
+        summary = await transfer.import_(
+            source,
+            args.url,
+            progress=bar,
+            on_conflict=args.on_conflict,
+            max_line_length=args.max_line_length,
+        )
     if args.json:
         print_json(summary)
-    else:
-        print_line(
-            f"imported {plural(summary.sessions, 'session')}, {plural(summary.items, 'item')}"
-        )
+        return 0
+    done = f"imported {plural(summary.sessions, 'session')}, {plural(summary.items, 'item')}"
+    if summary.skipped:
+        done += f"; skipped {plural(summary.skipped, 'conflicting session')}"
+    print_line(done)
     return 0
 
 
@@ -53,3 +63,17 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--force", action="store_true", help="replace FILE if it exists")
     p = add_command(commands, common, "import", "import an export file (idempotent)", _import)
     p.add_argument("file", help="the JSONL file written by export ('-' reads stdin)")
+    p.add_argument(
+        "--on-conflict",
+        choices=ON_CONFLICT_CHOICES,
+        default="error",
+        help="a stored session whose history is not the start of the file's: stop with an "
+        "error (default), skip it, or replace it with the file's",
+    )
+    p.add_argument(
+        "--max-line-length",
+        type=positive_int,
+        default=DEFAULT_MAX_LINE_LENGTH,
+        metavar="N",
+        help=f"longest line accepted, in characters (default {DEFAULT_MAX_LINE_LENGTH})",
+    )

@@ -29,6 +29,8 @@ _items = tables.items
 _sessions = tables.sessions
 _BATCH = 200
 _AGE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
+# Far enough back for any history, near enough that ``now - age`` is still a datetime.
+_MAX_AGE = timedelta(days=3_650_000)
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
 
@@ -50,7 +52,13 @@ def parse_age(text: str) -> timedelta:
         raise InvalidArgumentError(
             f"cannot read the age {text!r}: use a number and a unit, e.g. 30d, 12h, 2w, 90m"
         )
-    return timedelta(**{_UNITS[match.group(2)]: float(match.group(1))})
+    try:
+        age = timedelta(**{_UNITS[match.group(2)]: float(match.group(1))})
+    except OverflowError:
+        age = _MAX_AGE + _MAX_AGE
+    if age > _MAX_AGE:
+        raise InvalidArgumentError(f"the age {text!r} is more than {_MAX_AGE.days} days")
+    return age
 
 
 async def _locked_sessions(connection: AsyncConnection, where: Any) -> list[Any]:

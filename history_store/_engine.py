@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import json
 import os
 import random
+import stat
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
@@ -23,7 +25,10 @@ from .errors import (
     ConfigurationError,
     DatabaseBusyError,
     DatabaseNotFoundError,
+    DatabasePermissionError,
     DatabaseUnavailableError,
+    HistoryStoreError,
+    StorageFullError,
 )
 
 DEFAULT_URL = "sqlite+aiosqlite:///./history.db"
@@ -225,13 +230,83 @@ def make_engine(url: URL, *, read_only: bool = False, pooled: bool = True) -> As
     )
 
 
-def unavailable(url: URL, exc: BaseException) -> DatabaseUnavailableError:
-    """The error for a database that cannot be reached or opened, its password hidden."""
+def unavailable(url: URL, exc: BaseException) -> HistoryStoreError:
+    """The error for a database that cannot be reached or opened, its password hidden: on
+    SQLite the precise one when the file system is the cause (:func:`sqlite_file_error`)."""
     reason = exc.orig if isinstance(exc, DBAPIError) else exc
+    if is_sqlite(url):
+        precise = sqlite_file_error(url, exc)
+        if precise is not None:
+            return precise
+        return DatabaseUnavailableError(
+            f"cannot open the SQLite database at {redact(url)}: {reason}. Check the path, "
+            "that the file is an SQLite database, and its permissions."
+        )
     return DatabaseUnavailableError(
         f"cannot open the database at {redact(url)}: {reason}. Check that the server is "
         "running and reachable, and the user, password and database name."
     )
+
+
+_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
+_PERMISSION_ERRNOS = frozenset({errno.EACCES, errno.EPERM, errno.EROFS})
+
+
+def sqlite_file_error(url: URL, exc: BaseException) -> HistoryStoreError | None:
+    """:class:`StorageFullError` or :class:`DatabasePermissionError` when ``exc`` (a driver,
+    SQLAlchemy or OS error) came from the file system under an SQLite database, naming the
+    file and what to change; ``None`` for any other error."""
+    path = sqlite_path(url)
+    if path is None:
+        return None
+    reason = exc.orig if isinstance(exc, DBAPIError) else exc
+    message = str(reason).lower()
+    number = reason.errno if isinstance(reason, OSError) else None
+    if number in _FULL_ERRNOS or "disk is full" in message:
+        return StorageFullError(
+            f"{path}: the disk (or quota) is full ({reason}). The write was rolled back: what "
+            f"was stored before is intact. Free space on the file system holding {path.parent} "
+            "(prune old history there, or move the database), then retry."
+        )
+    permission = (
+        number in _PERMISSION_ERRNOS
+        or "readonly database" in message
+        or "unable to open database file" in message
+    )
+    advice = _permission_advice(path) if permission else None
+    if advice is None:
+        return None
+    return DatabasePermissionError(f"cannot write {path} ({reason}): {advice}")
+
+
+def _permission_advice(path: Path) -> str | None:
+    """Why this process may not write the database at ``path``, and what to change;
+    ``None`` when the file system shows no reason (the error was something else)."""
+    folder = path.parent if str(path.parent) else Path(".")
+    try:
+        if os.statvfs(folder if folder.exists() else Path(".")).f_flag & os.ST_RDONLY:
+            return (
+                f"the file system holding {folder} is mounted read-only. Remount it "
+                "read-write, or copy the database to a writable place"
+            )
+    except OSError:
+        pass
+    user = f"this user (uid {os.geteuid()})"
+    for candidate in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+        if candidate.exists() and not os.access(candidate, os.R_OK | os.W_OK):
+            owner = candidate.stat()
+            return (
+                f"{candidate} (owner uid {owner.st_uid}, mode {stat.S_IMODE(owner.st_mode):04o}) "
+                f"is not writable by {user}. Run as its owner, or give {user} read and "
+                f"write access to it (chmod/chown)"
+            )
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return (
+            f"the folder {folder} is not writable by {user}, and SQLite must create "
+            f"{path.name}-wal and {path.name}-shm (or the database itself) there. Make the "
+            "folder writable, or move the database"
+        )
+    return None
 
 
 def is_lock_error(exc: BaseException) -> bool:

@@ -110,15 +110,16 @@ class HistoryStore:
         """
         if self._closed:
             raise StoreClosedError(f"{self!r} is closed; open a new HistoryStore")
-        engine = await self._engines.get()
-        if not self._schema_ready:
-            try:
+        try:
+            # Making an SQLite engine creates the file: a folder we cannot write fails here.
+            engine = await self._engines.get()
+            if not self._schema_ready:
                 await ensure_schema(engine, self._url, self._migrate)
-            except (OSError, DBAPIError) as exc:
-                # The first contact with the database: name it (password hidden) and what to
-                # check, rather than a bare driver error.
-                raise unavailable(self._url, exc) from exc
-            self._schema_ready = True
+        except (OSError, DBAPIError) as exc:
+            # The first contact with the database: name it (password hidden) and what to
+            # check, rather than a bare driver error.
+            raise unavailable(self._url, exc) from exc
+        self._schema_ready = True
         return engine
 
     async def backend(self) -> Backend:

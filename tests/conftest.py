@@ -112,7 +112,7 @@ def openai_client(stub: StubModelServer) -> AsyncOpenAI:
 
 
 @pytest.fixture(scope="session")
-def other_user() -> Iterator[pwd.struct_passwd]:
+def second_user() -> Iterator[pwd.struct_passwd]:
     """A second, unprivileged uid (created for the test session, removed after)."""
     from helpers import other_user as helper
 

@@ -50,6 +50,7 @@ from .._engine import (
     lock_retry_delays,
     redact,
     sqlite_busy_timeout,
+    sqlite_file_error,
 )
 from ..errors import StoreClosedError
 from . import sqlite_fts as search_index
@@ -195,10 +196,23 @@ class SQLiteBackend:
 
     # -- reads -------------------------------------------------------------------------------
 
+    @contextlib.contextmanager
+    def _file_errors(self) -> Iterator[None]:
+        """A full disk or a file we may not write raised as :class:`StorageFullError` or
+        :class:`DatabasePermissionError` naming the file, not as a driver error."""
+        try:
+            yield
+        except (sqlite3.Error, DBAPIError, OSError) as exc:
+            precise = sqlite_file_error(self._url, exc)
+            if precise is None:
+                raise
+            raise precise from exc
+
     def _read(self, statement: str, parameters: tuple[Any, ...], *, inline: bool) -> Rows:
-        connection = self._connection(inline=inline)
-        with _driver_errors():
-            rows: Rows = connection.execute(statement, parameters).fetchall()
+        with self._file_errors():
+            connection = self._connection(inline=inline)
+            with _driver_errors():
+                rows: Rows = connection.execute(statement, parameters).fetchall()
         return rows
 
     def _read_inline(self, statement: str, parameters: tuple[Any, ...]) -> Rows | None:
@@ -291,7 +305,8 @@ class SQLiteBackend:
                 raise StoreClosedError(
                     f"the store at {redact(self._url)} is closed; open a new one"
                 )
-        result = self._write_here(body, arguments)
+        with self._file_errors():
+            result = self._write_here(body, arguments)
         if result is not _BUSY:
             return result
         abandon = threading.Event()
@@ -301,7 +316,10 @@ class SQLiteBackend:
             abandon.set()
             future.cancel()  # a write still queued is dropped; one under way runs to its end
 
-        return await finish_despite_cancellation(asyncio.wrap_future(future), drop_or_stop_retrying)
+        with self._file_errors():
+            return await finish_despite_cancellation(
+                asyncio.wrap_future(future), drop_or_stop_retrying
+            )
 
     async def append(self, session_id: str, items: Sequence[EncodedItem], now: datetime) -> None:
         """Store a batch in one transaction: the counters bumped, then every row."""

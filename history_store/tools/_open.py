@@ -29,6 +29,7 @@ from .._engine import (
     make_engine,
     redact,
     resolve_url,
+    sqlite_file_error,
     sqlite_path,
     unavailable,
     write_transaction,
@@ -121,8 +122,15 @@ async def in_transaction(
     what: str,
     operation: Callable[[AsyncConnection], Awaitable[_T]],
 ) -> _T:
-    """Run ``operation`` in one write transaction of ``store``, retried on lock errors."""
-    return await write_transaction(await store.engine(), what, operation)
+    """Run ``operation`` in one write transaction of ``store``, retried on lock errors; a full
+    disk or an unwritable SQLite file raises the precise error naming it."""
+    try:
+        return await write_transaction(await store.engine(), what, operation)
+    except (OSError, DBAPIError) as exc:
+        precise = sqlite_file_error(store.sqlalchemy_url, exc)
+        if precise is None:
+            raise
+        raise precise from exc
 
 
 def chunks(values: list[Any], size: int) -> list[list[Any]]:

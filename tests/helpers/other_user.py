@@ -6,10 +6,13 @@ time it is asked for and removes it when the test session ends.
 
 from __future__ import annotations
 
+import functools
 import os
 import pwd
 import subprocess
+import sys
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -48,3 +51,64 @@ def as_user(user: pwd.struct_passwd) -> Callable[[], None]:
         os.setuid(user.pw_uid)
 
     return drop
+
+
+def _site_packages() -> list[str]:
+    import site
+    import sysconfig
+
+    return [sysconfig.get_paths()["purelib"], *site.getsitepackages()]
+
+
+def run_python(
+    user: pwd.struct_passwd, code: str, *args: str, cwd: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run ``code`` with history_store importable, as ``user``.
+
+    The test interpreter may live where ``user`` cannot reach (pyenv under root's 0700
+    home); then the system's interpreter of the same minor version runs the same checkout
+    and the same installed packages, found through ``PYTHONPATH``.
+    """
+    root = str(Path(__file__).resolve().parents[2])
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "PYTHONPATH": os.pathsep.join([root, *_site_packages()]),
+        "HOME": "/nonexistent",
+    }
+    interpreter = _usable_interpreter(user.pw_uid, user.pw_gid, tuple(sorted(env.items())))
+    if interpreter is None:
+        pytest.skip(f"no Python interpreter that {user.pw_name} can run imports history_store")
+    return subprocess.run(
+        [interpreter, "-c", code, *args],
+        env=env,
+        preexec_fn=as_user(user),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        cwd=cwd or "/",
+    )
+
+
+@functools.cache
+def _usable_interpreter(uid: int, gid: int, env: tuple[tuple[str, str], ...]) -> str | None:
+    user = pwd.getpwuid(uid)
+    for interpreter in _interpreters():
+        try:
+            probe = subprocess.run(
+                [interpreter, "-c", "import history_store, sqlite3"],
+                env=dict(env),
+                preexec_fn=as_user(user),
+                capture_output=True,
+                check=False,
+            )
+        except OSError:  # that user cannot even execute it
+            continue
+        if probe.returncode == 0:
+            return interpreter
+    return None
+
+
+def _interpreters() -> list[str]:
+    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    return [sys.executable, os.path.realpath(sys.executable), f"/usr/bin/{version}"]

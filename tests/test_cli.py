@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -200,7 +201,14 @@ def test_search_with_no_words(url: str, capsys: Capture) -> None:
     )
 
 
-def test_sql(any_url: str, capsys: Capture) -> None:
+@pytest.fixture
+def reader_url(any_url: str, as_reader: Callable[[str], str]) -> str:
+    """``any_url`` as `sql` connects to it: on PostgreSQL as a reader role."""
+    return as_reader(any_url)
+
+
+def test_sql(reader_url: str, capsys: Capture) -> None:
+    any_url = reader_url
     query = "SELECT session_id, items FROM hs_session_summary ORDER BY session_id"
     assert run(capsys, "--url", any_url, "sql", query) == (
         0,
@@ -220,7 +228,8 @@ def test_sql(any_url: str, capsys: Capture) -> None:
         "DROP VIEW hs_messages",
     ],
 )
-def test_sql_refuses_writes(any_url: str, capsys: Capture, statement: str) -> None:
+def test_sql_refuses_writes(reader_url: str, capsys: Capture, statement: str) -> None:
+    any_url = reader_url
     code, out, err = run(capsys, "--url", any_url, "sql", statement)
     assert (code, out) == (1, "")
     assert err.startswith("error: refused: `sql` runs read-only queries (SELECT, WITH, EXPLAIN")
@@ -236,9 +245,10 @@ def test_sql_refuses_writes(any_url: str, capsys: Capture, statement: str) -> No
 
 
 def test_sql_write_hidden_in_a_query_fails_in_the_read_only_transaction(
-    pg_url: str, tmp_path: Path, capsys: Capture
+    pg_url: str, tmp_path: Path, capsys: Capture, as_reader: Callable[[str], str]
 ) -> None:
     asyncio.run(populate(pg_url, tmp_path))
+    pg_url = as_reader(pg_url)
     statement = "WITH gone AS (DELETE FROM hs_items RETURNING 1) SELECT count(*) FROM gone"
     assert run(capsys, "--url", pg_url, "sql", statement) == (
         1,
@@ -429,7 +439,9 @@ def test_prune_older_than(any_url: str, capsys: Capture) -> None:
     assert (code, [s["session_id"] for s in json.loads(out)["sessions"]]) == (0, ["support-42"])
 
 
-def test_prune_keep_last_turns(any_url: str, capsys: Capture) -> None:
+def test_prune_keep_last_turns(
+    any_url: str, capsys: Capture, as_reader: Callable[[str], str]
+) -> None:
     args = ("--url", any_url, "prune", "--keep-last-turns", "1")
     assert run(capsys, *args, "--dry-run", "--json") == (
         0,
@@ -438,7 +450,7 @@ def test_prune_keep_last_turns(any_url: str, capsys: Capture) -> None:
     )
     assert run(capsys, *args) == (0, "deleted 0 sessions, 6 items\n", "")
     query = "SELECT session_id, items, turns FROM hs_session_summary ORDER BY session_id"
-    assert run(capsys, "--url", any_url, "sql", query)[1] == (
+    assert run(capsys, "--url", as_reader(any_url), "sql", query)[1] == (
         "session_id  items  turns\n"
         "sales-1     2      2\n"
         "support-42  4      2\n"

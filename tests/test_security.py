@@ -11,7 +11,7 @@ import sqlite3
 import stat
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -228,10 +228,11 @@ async def test_sql_function_refuses_writes_attach_and_pragmas_on_sqlite(
 
 
 async def test_sql_function_refuses_writes_copy_and_do_on_postgresql(
-    pg_url: str, tmp_path: Path
+    pg_url: str, tmp_path: Path, as_reader: Callable[[str], str]
 ) -> None:
     async with HistoryStore(pg_url, migrate="auto") as store:
         await store.session("s").add_items([{"role": "user", "content": "hi"}])
+    pg_url = as_reader(pg_url)
     # The server runs as another OS user: the directory must be writable for COPY to try.
     tmp_path.chmod(0o777)
     attempts = [

@@ -8,6 +8,7 @@ from typing import Any
 
 from .. import schema
 from .._engine import redact, resolve_url
+from ._db_reader import add_create_reader
 from ._output import print_json, print_line
 
 
@@ -86,3 +87,4 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     )
     stamp.add_argument("revision", metavar="REV")
     stamp.set_defaults(handler=_db_stamp)
+    add_create_reader(actions, common)

@@ -11,7 +11,8 @@ from typing import Any
 from ..tools import inspect
 from ._arguments import MAX_DAYS, MAX_INTEGER, integer, number, positive_int
 from ._command import add_command
-from ._output import cell, plural, print_json, print_line, print_table, when
+from ._output import StreamedRows, cell, print_json, print_line, print_table, when
+from ._sql_options import add_sql_limits
 
 _TEXT_WIDTH = 100
 
@@ -60,13 +61,16 @@ async def _search(args: argparse.Namespace) -> int:
 
 
 async def _sql(args: argparse.Namespace) -> int:
-    result = await inspect.sql(args.query, args.url)
-    if args.json:
-        print_json({"columns": result.columns, "rows": result.rows})
-        return 0
-    if result.columns:
-        print_table(result.columns, result.rows)
-    print_line(f"({plural(len(result.rows), 'row')})")
+    printer = StreamedRows(json_output=args.json)
+    result = await inspect.sql(
+        args.query,
+        args.url,
+        timeout=args.timeout,
+        max_rows=args.max_rows,
+        on_rows=printer.add,
+        unsafe_role=args.unsafe_role,
+    )
+    printer.finish(result.columns, result.row_count, truncated=result.truncated)
     return 0
 
 
@@ -112,4 +116,5 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     )
     p = add_command(commands, common, "sql", "run one read-only SQL query", _sql)
     p.add_argument("query", help='a SELECT statement, e.g. "SELECT * FROM hs_session_summary"')
+    add_sql_limits(p)
     add_command(commands, common, "stats", "print totals for the whole database", _stats)

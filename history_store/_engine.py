@@ -114,6 +114,38 @@ def create_sqlite_file(path: Path) -> None:
     os.close(fd)
 
 
+def reader_would_lock_out_owner(path: Path) -> bool:
+    """Whether opening ``path`` read-only here would create its ``-wal``/``-shm`` files
+    owned by this user, which the file's owner then could not write ("attempt to write a
+    readonly database", even after a chmod of the database).
+
+    SQLite creates the pair when it is missing (the last connection to close removes it), as
+    the user who opens the file; only root's are handed to the file's owner. A reader that
+    is another user then opens the file ``immutable``: no locks, no files created. Nothing
+    is writing it at that moment (no ``-wal``), and a writer that starts during the read is
+    noticed afterwards (:func:`sqlite_file_signature`).
+    """
+    euid = os.geteuid()
+    try:
+        owner = path.stat().st_uid
+    except OSError:
+        return False
+    if euid in (0, owner):
+        return False
+    wal, shm = Path(f"{path}-wal"), Path(f"{path}-shm")
+    if wal.exists() and wal.stat().st_size > 0 and not shm.exists():
+        # A writer died with commits still in its WAL: only a normal read sees them.
+        return False
+    return not (wal.exists() and shm.exists())
+
+
+def sqlite_file_signature(path: Path) -> tuple[int, int, bool]:
+    """What changes when a writer touches an SQLite file: its modification time and size,
+    and whether its ``-wal`` exists."""
+    status = path.stat()
+    return status.st_mtime_ns, status.st_size, Path(f"{path}-wal").exists()
+
+
 def sqlite_pragmas(*, read_only: bool = False) -> tuple[str, ...]:
     """The PRAGMAs every SQLite connection of history_store runs when it opens.
 
@@ -203,10 +235,10 @@ def make_engine(url: URL, *, read_only: bool = False, pooled: bool = True) -> As
                     f"no database at {redact(url)}; check the path or --url "
                     "(read-only commands never create a database)"
                 )
-            url = url.set(
-                database=f"file:{quote(str(path.resolve()))}",
-                query={"mode": "ro", "uri": "true"},
-            )
+            query = {"mode": "ro", "uri": "true"}
+            if reader_would_lock_out_owner(path):
+                query["immutable"] = "1"
+            url = url.set(database=f"file:{quote(str(path.resolve()))}", query=query)
         elif path is not None:
             create_sqlite_file(path)
         # An in-memory database lives in one connection: every checkout must get that one.

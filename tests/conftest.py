@@ -122,6 +122,17 @@ def second_user() -> Iterator[pwd.struct_passwd]:
     helper.remove()
 
 
+@pytest.fixture(scope="session")
+def third_user() -> Iterator[pwd.struct_passwd]:
+    """Another unprivileged uid, for tests that need an owner and a reader, neither root."""
+    from helpers import other_user as helper
+
+    name = helper.NAME + "3"
+    user = helper.ensure(name)
+    yield user
+    helper.remove(name)
+
+
 @pytest.fixture
 def as_reader() -> Iterator[Callable[[str], str]]:
     """``as_reader(url)``: for a PostgreSQL URL, the same database as a role made by

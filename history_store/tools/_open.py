@@ -30,11 +30,12 @@ from .._engine import (
     redact,
     resolve_url,
     sqlite_file_error,
+    sqlite_file_signature,
     sqlite_path,
     unavailable,
     write_transaction,
 )
-from ..errors import DatabaseNotFoundError
+from ..errors import DatabaseBusyError, DatabaseNotFoundError
 from ..schema import current_revision_sync, head_revision, out_of_date
 from ..store import HistoryStore
 
@@ -64,12 +65,21 @@ async def reading(database: Database, *, schema: bool = True) -> AsyncIterator[A
         return
     url = database_url(database)
     engine = make_engine(url, read_only=True)
+    immutable = engine.url.query.get("immutable") == "1"
+    path = sqlite_path(url) if immutable else None
+    before = sqlite_file_signature(path) if path is not None else None
     try:
         if schema:
             await _require_head(engine, url)
         yield engine
     finally:
         await engine.dispose()
+    if path is not None and sqlite_file_signature(path) != before:
+        raise DatabaseBusyError(
+            f"{redact(url)} was written while this command read it without taking locks "
+            "(it is another user's file, and taking them would have left files its owner "
+            "cannot use), so what was read may be inconsistent. Run the command again."
+        )
 
 
 def _in_memory(url: URL) -> bool:

@@ -19,27 +19,27 @@ import pytest
 NAME = "hs_issue15_other"
 
 
-def ensure() -> pwd.struct_passwd:
-    """The second user, created if missing; skips the test unless we are root."""
+def ensure(name: str = NAME) -> pwd.struct_passwd:
+    """The user ``name``, created if missing; skips the test unless we are root."""
     if os.geteuid() != 0:
         pytest.skip("needs root to create a second user and run commands as it")
     try:
-        return pwd.getpwnam(NAME)
+        return pwd.getpwnam(name)
     except KeyError:
         subprocess.run(
-            ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", NAME],
+            ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", name],
             check=True,
             capture_output=True,
         )
-        return pwd.getpwnam(NAME)
+        return pwd.getpwnam(name)
 
 
-def remove() -> None:
+def remove(name: str = NAME) -> None:
     try:
-        pwd.getpwnam(NAME)
+        pwd.getpwnam(name)
     except KeyError:
         return
-    subprocess.run(["userdel", NAME], check=False, capture_output=True)
+    subprocess.run(["userdel", name], check=False, capture_output=True)
 
 
 def as_user(user: pwd.struct_passwd) -> Callable[[], None]:
@@ -63,7 +63,16 @@ def _site_packages() -> list[str]:
 def run_python(
     user: pwd.struct_passwd, code: str, *args: str, cwd: str | None = None
 ) -> subprocess.CompletedProcess[str]:
-    """Run ``code`` with history_store importable, as ``user``.
+    """Run ``code`` with history_store importable, as ``user``, to its end."""
+    process = start_python(user, code, *args, cwd=cwd, stdin=subprocess.DEVNULL)
+    out, err = process.communicate(timeout=120)
+    return subprocess.CompletedProcess(process.args, process.returncode, out, err)
+
+
+def start_python(
+    user: pwd.struct_passwd, code: str, *args: str, cwd: str | None = None, stdin: int | None = None
+) -> subprocess.Popen[str]:
+    """Start ``code`` with history_store importable, as ``user`` (pipes for its output).
 
     The test interpreter may live where ``user`` cannot reach (pyenv under root's 0700
     home); then the system's interpreter of the same minor version runs the same checkout
@@ -78,14 +87,14 @@ def run_python(
     interpreter = _usable_interpreter(user.pw_uid, user.pw_gid, tuple(sorted(env.items())))
     if interpreter is None:
         pytest.skip(f"no Python interpreter that {user.pw_name} can run imports history_store")
-    return subprocess.run(
+    return subprocess.Popen(
         [interpreter, "-c", code, *args],
         env=env,
         preexec_fn=as_user(user),
-        capture_output=True,
+        stdin=stdin,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=120,
-        check=False,
         cwd=cwd or "/",
     )
 

@@ -257,9 +257,13 @@ class SQLiteBackend:
         body: Callable[..., _T],
         arguments: tuple[Any, ...],
         abandon: threading.Event,
+        loop: asyncio.AbstractEventLoop,
     ) -> _T:
         """The write on the writer thread: waits for the lock, retrying a bounded number of
-        times (each attempt all or nothing) unless the caller gave up."""
+        times (each attempt all or nothing) unless the caller gave up or its event loop
+        closed (then nobody can receive the result: see :meth:`_orphaned`)."""
+        if loop.is_closed():
+            raise self._orphaned(what, arguments)
         connection = self._connection()
         delays = lock_retry_delays()
         while True:
@@ -268,10 +272,24 @@ class SQLiteBackend:
             except sqlite3.OperationalError as exc:
                 if not _is_lock_error(exc) or abandon.is_set():
                     raise
+                if loop.is_closed():
+                    raise self._orphaned(what, arguments) from exc
                 delay = next(delays, None)
                 if delay is None:
                     raise busy_error(what, self._url) from exc
                 time.sleep(delay)
+
+    def _orphaned(self, what: str, arguments: tuple[Any, ...]) -> StoreClosedError:
+        """A queued write whose event loop closed before it could run: it fails at once
+        instead of waiting for the lock (at exit, one write after another, ~45 s each), and
+        says so in the log, since no caller is left to receive the error."""
+        error = StoreClosedError(
+            f"{what} for session {arguments[0]!r} was not stored in {redact(self._url)}: the "
+            "event loop that asked for it closed before the write could run. Await writes "
+            "(and close the store) before the loop ends."
+        )
+        logger.error("%s: %s", type(error).__name__, error)
+        return error
 
     def _write_here(self, body: Callable[..., _T], arguments: tuple[Any, ...]) -> _T:
         """The write on this thread, or :data:`_BUSY` if the write lock is not free now."""
@@ -310,7 +328,10 @@ class SQLiteBackend:
         if result is not _BUSY:
             return result
         abandon = threading.Event()
-        future: Future[_T] = self._writer.submit(self._transaction, what, body, arguments, abandon)
+        loop = asyncio.get_running_loop()
+        future: Future[_T] = self._writer.submit(
+            self._transaction, what, body, arguments, abandon, loop
+        )
 
         def drop_or_stop_retrying() -> None:
             abandon.set()

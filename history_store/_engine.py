@@ -12,7 +12,7 @@ import stat
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 from urllib.parse import quote
 
 from sqlalchemy import event
@@ -146,24 +146,65 @@ def sqlite_file_signature(path: Path) -> tuple[int, int, bool]:
     return status.st_mtime_ns, status.st_size, Path(f"{path}-wal").exists()
 
 
-def sqlite_pragmas(*, read_only: bool = False) -> tuple[str, ...]:
+Durability = Literal["normal", "full"]
+DURABILITY_OPTION = "synchronous"
+"""The URL query key that carries a store's durability (``?synchronous=full``)."""
+
+JOURNAL_SIZE_LIMIT = 16 * 1024 * 1024
+"""Bytes a checkpointed WAL file is truncated back to (``PRAGMA journal_size_limit``)."""
+
+
+def durability_of(url: URL) -> Durability:
+    """The durability an SQLite URL asks for (``?synchronous=normal|full``; default normal)."""
+    value = str(url.query.get(DURABILITY_OPTION, "normal")).lower()
+    if value not in ("normal", "full"):
+        raise ConfigurationError(
+            f"synchronous must be 'normal' or 'full', not {value!r} (in {redact(url)})"
+        )
+    return "full" if value == "full" else "normal"
+
+
+def with_durability(url: URL, durability: str | None) -> URL:
+    """An SQLite ``url`` carrying ``durability`` (``None``: as the URL says), checked. A
+    server database's commits are as durable as its server is set up to make them, so there
+    it changes nothing."""
+    if not is_sqlite(url):
+        return url
+    if durability is not None:
+        url = url.update_query_dict({DURABILITY_OPTION: durability})
+    durability_of(url)
+    return url
+
+
+def sqlite_pragmas(
+    *, read_only: bool = False, durability: Durability = "normal"
+) -> tuple[str, ...]:
     """The PRAGMAs every SQLite connection of history_store runs when it opens.
 
-    WAL lets readers work while one writer writes; ``synchronous=NORMAL`` in WAL mode makes a
-    commit durable against a crash of the application (not of the machine) without an fsync
-    per commit. The busy timeout, which makes a writer wait for another's lock instead of
-    failing, is the driver's ``timeout`` argument (:func:`sqlite_busy_timeout`).
+    WAL lets readers work while one writer writes. ``synchronous=NORMAL`` in WAL mode (the
+    default durability) makes a commit durable against a crash of the application without
+    an fsync per commit; a power loss or an OS crash can lose the last commits (never
+    corrupt the file). ``durability="full"`` (``FULL``) fsyncs each commit: nothing
+    committed is lost even then, at the cost of a disk flush per write. ``journal_size_limit``
+    keeps a checkpointed WAL from staying large. The busy timeout is the driver's
+    ``timeout`` argument (:func:`sqlite_busy_timeout`).
     """
     if read_only:
         return ("PRAGMA foreign_keys = ON", "PRAGMA query_only = ON")
+    synchronous = (
+        "PRAGMA synchronous = FULL" if durability == "full" else "PRAGMA synchronous = NORMAL"
+    )
     return (
         "PRAGMA foreign_keys = ON",
         "PRAGMA journal_mode = WAL",
-        "PRAGMA synchronous = NORMAL",
+        synchronous,
+        f"PRAGMA journal_size_limit = {JOURNAL_SIZE_LIMIT}",
     )
 
 
-def configure_sqlite_connection(connection: Any, *, read_only: bool = False) -> None:
+def configure_sqlite_connection(
+    connection: Any, *, read_only: bool = False, durability: Durability = "normal"
+) -> None:
     """Run :func:`sqlite_pragmas` on a new DBAPI connection (sqlite3 or SQLAlchemy's adapted
     aiosqlite one).
 
@@ -173,7 +214,7 @@ def configure_sqlite_connection(connection: Any, *, read_only: bool = False) -> 
     """
     cursor = connection.cursor()
     try:
-        for pragma in sqlite_pragmas(read_only=read_only):
+        for pragma in sqlite_pragmas(read_only=read_only, durability=durability):
             deadline = time.monotonic() + sqlite_busy_timeout()
             while True:
                 try:
@@ -192,12 +233,12 @@ def sqlite_busy_timeout() -> float:
     return SQLITE_BUSY_TIMEOUT_MS / 1000
 
 
-def _configure_sqlite(engine: AsyncEngine, *, read_only: bool) -> None:
+def _configure_sqlite(engine: AsyncEngine, *, read_only: bool, durability: Durability) -> None:
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         # Take over BEGIN from pysqlite so writers can ask for BEGIN IMMEDIATE (below).
         dbapi_connection.isolation_level = None
-        configure_sqlite_connection(dbapi_connection, read_only=read_only)
+        configure_sqlite_connection(dbapi_connection, read_only=read_only, durability=durability)
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Any) -> None:
@@ -228,6 +269,9 @@ def make_engine(url: URL, *, read_only: bool = False, pooled: bool = True) -> As
     cannot be relied on to close a pool before it ends (see ``_loop_resources``).
     """
     if is_sqlite(url):
+        durability = durability_of(url)
+        # Ours, not the driver's: SQLAlchemy would warn about and drop it.
+        url = url.difference_update_query([DURABILITY_OPTION])
         path = sqlite_path(url)
         if read_only:
             if path is None or not path.exists():
@@ -249,7 +293,7 @@ def make_engine(url: URL, *, read_only: bool = False, pooled: bool = True) -> As
             connect_args={"timeout": sqlite_busy_timeout()},
             **pool,
         )
-        _configure_sqlite(engine, read_only=read_only)
+        _configure_sqlite(engine, read_only=read_only, durability=durability)
         return engine
     connect_args: dict[str, Any] = {}
     if read_only:

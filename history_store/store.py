@@ -11,7 +11,16 @@ from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from ._engine import is_sqlite, make_engine, redact, resolve_url, sqlite_path, unavailable
+from ._engine import (
+    Durability,
+    is_sqlite,
+    make_engine,
+    redact,
+    resolve_url,
+    sqlite_path,
+    unavailable,
+    with_durability,
+)
 from ._loop_resources import loop_engines
 from .backends.base import Backend
 from .backends.core import CoreBackend
@@ -35,6 +44,12 @@ class HistoryStore:
             command to run instead (the default for server databases, whose schema changes
             belong to a deploy step).
         default_session_id: the id :meth:`session` uses when given none.
+        durability: SQLite only. ``"normal"`` (the default, or the URL's
+            ``?synchronous=normal``): a commit survives a crash of the process, not always a
+            power loss or an OS crash, which can lose the last commits (the file stays
+            whole). ``"full"`` (``?synchronous=full``): every commit is flushed to disk
+            before ``add_items`` returns, so it survives those too, at the cost of an fsync
+            per write. On PostgreSQL the server's ``synchronous_commit`` decides.
 
     The sessions read and write through the store's one backend (``backends/``): the stdlib
     driver on an SQLite file, asyncpg on PostgreSQL, SQLAlchemy Core for in-memory SQLite.
@@ -50,8 +65,9 @@ class HistoryStore:
         *,
         migrate: MigrateMode | None = None,
         default_session_id: str = DEFAULT_SESSION_ID,
+        durability: Durability | None = None,
     ) -> None:
-        self._url = resolve_url(url)
+        self._url = with_durability(resolve_url(url), durability)
         if migrate is None:
             migrate = "auto" if is_sqlite(self._url) else "check"
         if migrate not in ("auto", "check"):

@@ -8,8 +8,10 @@ operations are the hot path of every turn, so on an SQLite file they run here in
 * a write is one transaction (``BEGIN IMMEDIATE``, the statements, ``COMMIT``; tens of
   microseconds with ``synchronous=NORMAL``), run on the calling thread when the write lock
   is free at once: handing it to a thread costs more than the write. That connection has no
-  busy timeout and never checkpoints (the writer thread does, every
-  :data:`CHECKPOINT_EVERY_WRITES` writes), so it can never stall the event loop. When another
+  busy timeout, so it never waits on a lock; the writer thread checkpoints every
+  :data:`CHECKPOINT_EVERY_WRITES` writes, and the caller's thread itself (a PASSIVE
+  checkpoint, which never waits) every :data:`CHECKPOINT_EVERY_BYTES` appended, which keeps
+  the WAL bounded under a steady stream of large items. When another
   writer holds the lock, the write goes to the store's single writer thread, which waits for
   the lock (busy timeout, then a bounded retry); writers of one process queue there instead of
   sleeping in SQLite's busy handler.
@@ -46,6 +48,7 @@ from .. import tables
 from .._engine import (
     busy_error,
     configure_sqlite_connection,
+    durability_of,
     finish_despite_cancellation,
     lock_retry_delays,
     redact,
@@ -64,6 +67,11 @@ INLINE_READ_ROWS = 256
 
 CHECKPOINT_EVERY_WRITES = 256
 """Writes on the callers' threads between two WAL checkpoints run by the writer thread."""
+
+CHECKPOINT_EVERY_BYTES = 4 * 1024 * 1024
+"""Item bytes appended that call for a checkpoint on the caller's thread: a few large items
+grow the WAL as much as many small writes (it reached 84 MB before the first checkpoint by
+count alone)."""
 
 _BUSY: Any = object()
 
@@ -132,6 +140,7 @@ class SQLiteBackend:
     def __init__(self, path: Path, url: URL) -> None:
         self._path = str(path)
         self._url = url
+        self._durability = durability_of(url)
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="history_store")
         self._local = threading.local()
         self._owners: dict[sqlite3.Connection, threading.Thread] = {}
@@ -139,6 +148,7 @@ class SQLiteBackend:
         self._closed = False
         # Both only steer background upkeep, so a lost update between threads is harmless.
         self._writes_since_checkpoint = 0
+        self._bytes_since_checkpoint = 0
         self._rows_to_index = 0
 
     # -- connections -------------------------------------------------------------------------
@@ -161,7 +171,7 @@ class SQLiteBackend:
             isolation_level=None,
             check_same_thread=False,
         )
-        configure_sqlite_connection(connection)
+        configure_sqlite_connection(connection, durability=self._durability)
         if inline:
             connection.execute("PRAGMA wal_autocheckpoint = 0")
         with self._lock:
@@ -351,6 +361,26 @@ class SQLiteBackend:
         stamp = _format_datetime(now)
         await self._write("add_items", _append, session_id, items, stamp, index_now)
         self._rows_to_index = 0 if index_now else rows_to_index
+        self._count_bytes_toward_checkpoint(sum(len(item.item_json) for item in items))
+
+    def _count_bytes_toward_checkpoint(self, appended: int) -> None:
+        """Checkpoint here, on the caller's thread, once :data:`CHECKPOINT_EVERY_BYTES` have
+        been appended. A checkpoint on the writer thread races the next writes, and under a
+        steady stream of them never finds the WAL wholly copied, so the WAL never restarts
+        and grows without bound (117 MB for 60 MB of items). Run by the connection that just
+        committed, before its next write, it does: the WAL then stays within
+        ``journal_size_limit``. PASSIVE never waits for a lock; the cost is copying those
+        few MB into the database once per few MB appended."""
+        self._bytes_since_checkpoint += appended
+        if self._bytes_since_checkpoint < CHECKPOINT_EVERY_BYTES:
+            return
+        self._bytes_since_checkpoint = 0
+        self._writes_since_checkpoint = 0
+        try:
+            with self._file_errors():
+                _checkpoint(self._connection(inline=True))
+        except Exception as exc:  # upkeep only: the next round tries again
+            logger.warning("SQLite checkpoint failed on %s: %s", redact(self._url), exc)
 
     async def remove(self, session_id: str, seq: int, now: datetime) -> bool:
         """Delete one item and count it out; ``False`` if it was already gone."""

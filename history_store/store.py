@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import threading
+import warnings
+import weakref
 from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import Any
@@ -76,6 +81,10 @@ class HistoryStore:
         self.default_session_id = default_session_id
         self._engines = loop_engines(lambda pooled: make_engine(self._url, pooled=pooled))
         self._schema_ready = False
+        self._schema_checks: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, asyncio.Task[None]
+        ] = weakref.WeakKeyDictionary()
+        self._schema_lock = threading.Lock()
         self._closed = False
         self._backend = _open_backend(self._url, self._engines.get)
 
@@ -130,7 +139,7 @@ class HistoryStore:
             # Making an SQLite engine creates the file: a folder we cannot write fails here.
             engine = await self._engines.get()
             if not self._schema_ready:
-                await ensure_schema(engine, self._url, self._migrate)
+                await self._check_schema_once(engine)
         except (OSError, DBAPIError) as exc:
             # The first contact with the database: name it (password hidden) and what to
             # check, rather than a bare driver error.
@@ -146,6 +155,37 @@ class HistoryStore:
         if not self._schema_ready:
             await self.engine()
         return self._backend
+
+    async def _check_schema_once(self, engine: AsyncEngine) -> None:
+        """Check (or migrate) the schema once per event loop however many first calls
+        arrive together: 50 concurrent first calls each ran the check, on up to 30 engine
+        connections beside the sessions' pool. On PostgreSQL the check's connection is then
+        closed, so the sessions' pool (``backends/postgres.POOL_SIZE``) is all the store
+        holds."""
+        loop = asyncio.get_running_loop()
+        with self._schema_lock:
+            check = self._schema_checks.get(loop)
+            if check is None or (check.done() and (check.cancelled() or check.exception())):
+                check = loop.create_task(self._check_schema(engine))
+                self._schema_checks[loop] = check
+        await asyncio.shield(check)
+
+    async def _check_schema(self, engine: AsyncEngine) -> None:
+        await ensure_schema(engine, self._url, self._migrate)
+        if not is_sqlite(self._url):
+            await engine.dispose()
+
+    def __del__(self) -> None:
+        # Only a store that opened something holds anything to leak (and one whose
+        # __init__ failed has nothing at all).
+        if not getattr(self, "_closed", True) and (self._schema_ready or len(self._engines)):
+            with contextlib.suppress(Exception):  # the interpreter may be shutting down
+                warnings.warn(
+                    f"{self!r} was never closed; close it with `await store.close()` or "
+                    "`async with HistoryStore(...) as store:`",
+                    ResourceWarning,
+                    stacklevel=2,
+                )
 
     async def close(self) -> None:
         """Close every connection of the store. Sessions of a closed store raise on use."""

@@ -7,6 +7,8 @@ more than a year), written as an export file and imported, so every value is kno
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -108,3 +110,14 @@ async def populate(url: str, directory: Path) -> Path:
     path.write_text(export_text(), encoding="utf-8")
     await import_(path, url)
     return path
+
+
+PROGRAM = str(Path(sys.executable).with_name("history-store"))
+"""The installed entry point, run as a real program."""
+
+
+def cli(*argv: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    """``history-store ARGV`` in a subprocess, its output captured as text."""
+    return subprocess.run(
+        [PROGRAM, *argv], input=stdin, capture_output=True, text=True, timeout=120, check=False
+    )

@@ -216,7 +216,7 @@ def test_sql(reader_url: str, capsys: Capture) -> None:
         "",
     )
     code, out, _ = run(capsys, "--url", any_url, "sql", "--json", "SELECT 1 AS one, 'é' AS e")
-    assert (code, out) == (0, '{"columns": ["one", "e"], "rows": [[1, "é"]]}\n')
+    assert (code, out) == (0, '{"columns": ["one", "e"], "rows": [[1, "é"]], "truncated": false}\n')
 
 
 @pytest.mark.parametrize(

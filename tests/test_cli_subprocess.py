@@ -7,15 +7,12 @@ import asyncio
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from cli_support import export_text, populate
+from cli_support import PROGRAM, cli, export_text, populate
 
 from history_store.testing import StubModelServer
-
-PROGRAM = str(Path(sys.executable).with_name("history-store"))
 
 
 @pytest.fixture
@@ -23,12 +20,6 @@ def url(tmp_path: Path) -> str:
     database = f"sqlite+aiosqlite:///{tmp_path / 'history.db'}"
     asyncio.run(populate(database, tmp_path))
     return database
-
-
-def cli(*argv: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [PROGRAM, *argv], input=stdin, capture_output=True, text=True, timeout=120, check=False
-    )
 
 
 def test_sessions_json(url: str) -> None:

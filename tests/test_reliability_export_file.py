@@ -6,17 +6,13 @@ import asyncio
 import json
 import os
 import stat
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from cli_support import export_text, populate
+from cli_support import cli, export_text, populate
 
 from history_store import OutputExistsError, SessionNotFoundError
 from history_store.tools.transfer import export
-
-PROGRAM = str(Path(sys.executable).with_name("history-store"))
 
 
 @pytest.fixture
@@ -24,12 +20,6 @@ def url(tmp_path: Path) -> str:
     database = f"sqlite+aiosqlite:///{tmp_path / 'history.db'}"
     asyncio.run(populate(database, tmp_path))
     return database
-
-
-def cli(*argv: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [PROGRAM, *argv], capture_output=True, text=True, timeout=120, check=False
-    )
 
 
 def test_export_as_root_never_writes_through_a_planted_partial_link(

@@ -5,18 +5,17 @@ from __future__ import annotations
 import io
 import json
 import subprocess
-import sys
 import threading
 import tracemalloc
 from pathlib import Path
 from typing import Any
 
 import pytest
+from cli_support import PROGRAM, cli
 
 from history_store import HistoryStore, ImportConflictError, ImportFormatError, export, import_
 from history_store.schema import upgrade
 
-PROGRAM = str(Path(sys.executable).with_name("history-store"))
 HEADER = '{"format": "history_store.export", "version": 1}\n'
 
 
@@ -46,12 +45,6 @@ def item_line(seq: int, item: Any, *, turn: int = 1) -> str:
 
 def good_session(session_id: str) -> str:
     return session_line(session_id, 2) + item_line(1, user("hi")) + item_line(2, user("there"))
-
-
-def cli(*argv: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [PROGRAM, *argv], input=stdin, capture_output=True, text=True, timeout=120, check=False
-    )
 
 
 async def _restarted_session(url: str, backup: Path) -> None:

@@ -4,8 +4,8 @@ unclosed store says so when it is collected (issue 15, "Also")."""
 from __future__ import annotations
 
 import asyncio
-import gc
-import warnings
+import subprocess
+import sys
 from pathlib import Path
 
 import asyncpg
@@ -54,19 +54,32 @@ async def test_fifty_concurrent_first_calls_stay_within_the_pool(pg_url: str) ->
     assert peak <= POOL_SIZE, peak
 
 
-def test_an_unclosed_store_warns_when_collected(tmp_path: Path) -> None:
-    async def use_and_forget() -> None:
-        store = HistoryStore(f"sqlite+aiosqlite:///{tmp_path / 'h.db'}")
-        await store.session("s").add_items([{"role": "user", "content": "x"}])
+FORGETFUL = """
+import asyncio, gc, sys
+from history_store import HistoryStore
 
-    asyncio.run(use_and_forget())
-    with pytest.warns(
-        ResourceWarning, match=r"HistoryStore\('sqlite\+aiosqlite:///.*h\.db'\) was never closed"
-    ):
-        gc.collect()
-    closed = HistoryStore(f"sqlite+aiosqlite:///{tmp_path / 'h.db'}")
-    asyncio.run(closed.close())
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        del closed
-        gc.collect()
+async def use(close):
+    store = HistoryStore("sqlite+aiosqlite:///" + sys.argv[1])
+    await store.session("s").add_items([{"role": "user", "content": "x"}])
+    if close:
+        await store.close()
+
+asyncio.run(use(close=sys.argv[2] == "close"))
+gc.collect()
+print("collected", flush=True)
+"""
+
+
+@pytest.mark.parametrize("closes", [False, True], ids=["unclosed", "closed"])
+def test_an_unclosed_store_warns_when_collected(tmp_path: Path, closes: bool) -> None:
+    # In a process of its own: what the forgotten store holds must not leak into other tests.
+    done = subprocess.run(
+        [sys.executable, "-W", "always::ResourceWarning", "-c", FORGETFUL,
+         str(tmp_path / "h.db"), "close" if closes else "forget"],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert (done.returncode, done.stdout) == (0, "collected\n"), done.stderr
+    warned = "ResourceWarning: HistoryStore('sqlite+aiosqlite:///" in done.stderr
+    assert warned != closes, done.stderr
+    if not closes:
+        assert "h.db') was never closed; close it with `await store.close()`" in done.stderr

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import os
 import pwd
-import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -38,12 +36,8 @@ for command in (["sessions"], ["show", "s"], ["search", "hello"], ["stats"], ["e
 @pytest.fixture
 def open_folder() -> Iterator[Path]:
     """A folder every user may write (as /tmp is), where the owner keeps a 0644 database."""
-    folder = Path(tempfile.mkdtemp(prefix="hs-issue15-readers-"))
-    folder.chmod(0o1777)
-    try:
+    with other_user.folder(0o1777) as folder:
         yield folder
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 def test_another_users_reader_leaves_the_owner_able_to_write(

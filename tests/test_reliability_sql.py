@@ -10,7 +10,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 import tracemalloc
 from collections.abc import AsyncIterator, Callable
@@ -18,14 +17,13 @@ from pathlib import Path
 
 import asyncpg
 import pytest
-from cli_support import populate
+from cli_support import PROGRAM, populate
 from conftest import _asyncpg_dsn, _drop_role
 from sqlalchemy.engine import make_url
 
 from history_store import QueryTimeoutError, ReadOnlyQueryError, UnsafeRoleError, sql
 from history_store.cli import main
 
-PROGRAM = str(Path(sys.executable).with_name("history-store"))
 ENDLESS = "WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n) SELECT count(*) FROM n"
 # 200,000 rows: ~40 MB held as a list before; streamed, the peak stays a few MB.
 MANY = (

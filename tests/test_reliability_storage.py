@@ -6,21 +6,17 @@ from __future__ import annotations
 import asyncio
 import os
 import pwd
-import shutil
 import sqlite3
 import subprocess
-import sys
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from cli_support import PROGRAM
 from helpers import other_user
 
 from history_store import DatabasePermissionError, HistoryStore, StorageFullError
 from history_store.cli import main
-
-PROGRAM = str(Path(sys.executable).with_name("history-store"))
 
 
 @pytest.fixture
@@ -72,13 +68,9 @@ async def test_a_read_only_mount_is_a_permission_error_naming_it(small_disk: Pat
 
 @pytest.fixture
 def shared_folder() -> Iterator[Path]:
-    """A folder the second user can reach (pytest's own tmp folders are root's, 0700)."""
-    folder = Path(tempfile.mkdtemp(prefix="hs-issue15-"))
-    folder.chmod(0o755)
-    try:
+    """A folder the second user can reach but not write."""
+    with other_user.folder(0o755) as folder:
         yield folder
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 WRITE_AS_OTHER = """

@@ -265,7 +265,11 @@ def test_cli_sql_command_cannot_write(
         assert main(["--url", quiet_sqlite, "sql", statement]) == 1
         assert "error: refused" in capsys.readouterr().err
     assert main(["--url", quiet_sqlite, "--json", "sql", "SELECT count(*) AS n FROM hs_items"]) == 0
-    assert json.loads(capsys.readouterr().out) == {"columns": ["n"], "rows": [[1]]}
+    assert json.loads(capsys.readouterr().out) == {
+        "columns": ["n"],
+        "rows": [[1]],
+        "truncated": False,
+    }
     assert _digest(tmp_path / "ro.db") == before
 
 

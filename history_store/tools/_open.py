@@ -30,11 +30,11 @@ from .._engine import (
     redact,
     resolve_url,
     sqlite_file_error,
-    sqlite_file_signature,
     sqlite_path,
     unavailable,
     write_transaction,
 )
+from .._sqlite_files import sqlite_file_signature
 from ..errors import DatabaseBusyError, DatabaseNotFoundError
 from ..schema import current_revision_sync, head_revision, out_of_date
 from ..store import HistoryStore

@@ -11,8 +11,10 @@ The format (documented in ``docs/cli.md``), one JSON document per line::
 
 An item whose stored JSON is corrupt is exported as ``"item_raw": "<stored text>"`` so nothing
 is lost. Import is idempotent (rows are keyed on session id + seq; rows already present are
-kept as they are) and all-or-nothing per session (a session is written only after its every
-line has been read and checked, and never split across transactions).
+kept as they are), refuses to splice a stored session that is not the start of the file's
+(``_import_write``), reads lines with a length cap (``_import_parse``), and is
+all-or-nothing per session (a session is written only after its every line has been read
+and checked, and never split across transactions).
 """
 
 from __future__ import annotations
@@ -52,10 +54,6 @@ __all__ = ["EXPORT_FORMAT", "EXPORT_VERSION", "TransferSummary", "export", "impo
 
 _items = tables.items
 _sessions = tables.sessions
-_INSERT_CHUNK = 500
-# An import transaction holds at most about this many items or sessions.
-_BATCH_ITEMS = 2000
-_BATCH_SESSIONS = 200
 _EXPORT_PARTITION = 1000
 
 

@@ -6,12 +6,15 @@ time it is asked for and removes it when the test session ends.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import pwd
+import shutil
 import subprocess
 import sys
-from collections.abc import Callable
+import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -121,3 +124,15 @@ def _usable_interpreter(uid: int, gid: int, env: tuple[tuple[str, str], ...]) ->
 def _interpreters() -> list[str]:
     version = f"python{sys.version_info.major}.{sys.version_info.minor}"
     return [sys.executable, os.path.realpath(sys.executable), f"/usr/bin/{version}"]
+
+
+@contextlib.contextmanager
+def folder(mode: int) -> Iterator[Path]:
+    """A new folder of ``mode`` outside pytest's own temporary folders (those are root's,
+    0700, so other users could not reach into them), removed after."""
+    made = Path(tempfile.mkdtemp(prefix="hs-issue15-"))
+    made.chmod(mode)
+    try:
+        yield made
+    finally:
+        shutil.rmtree(made, ignore_errors=True)

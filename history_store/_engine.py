@@ -9,8 +9,7 @@ import os
 import random
 import time
 from collections.abc import Awaitable, Callable, Iterator
-from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 from urllib.parse import quote
 
 from sqlalchemy import event
@@ -19,11 +18,15 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool, StaticPool
 
+from ._sqlite_files import create_sqlite_file, reader_would_lock_out_owner
+from ._sqlite_files import sqlite_file_error as sqlite_file_error
+from ._sqlite_files import sqlite_path as sqlite_path
 from .errors import (
     ConfigurationError,
     DatabaseBusyError,
     DatabaseNotFoundError,
     DatabaseUnavailableError,
+    HistoryStoreError,
 )
 
 DEFAULT_URL = "sqlite+aiosqlite:///./history.db"
@@ -85,48 +88,65 @@ def is_sqlite(url: URL) -> bool:
     return url.get_backend_name() == "sqlite"
 
 
-def sqlite_path(url: URL) -> Path | None:
-    """The file behind an SQLite URL, or ``None`` for an in-memory database."""
-    database = url.database or ""
-    if database in ("", ":memory:") or database.startswith("file::memory:"):
-        return None
-    if database.startswith("file:"):
-        database = database[len("file:") :].split("?", 1)[0]
-    return Path(database)
+Durability = Literal["normal", "full"]
+DURABILITY_OPTION = "synchronous"
+"""The URL query key that carries a store's durability (``?synchronous=full``)."""
+
+JOURNAL_SIZE_LIMIT = 16 * 1024 * 1024
+"""Bytes a checkpointed WAL file is truncated back to (``PRAGMA journal_size_limit``)."""
 
 
-def create_sqlite_file(path: Path) -> None:
-    """Create an empty database file readable by its owner only (mode 0600).
-
-    SQLite gives the -wal and -shm files the main file's permissions, so history never
-    becomes readable by other users of the machine.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
-    except FileExistsError:
-        return
-    os.close(fd)
+def durability_of(url: URL) -> Durability:
+    """The durability an SQLite URL asks for (``?synchronous=normal|full``; default normal)."""
+    value = str(url.query.get(DURABILITY_OPTION, "normal")).lower()
+    if value not in ("normal", "full"):
+        raise ConfigurationError(
+            f"synchronous must be 'normal' or 'full', not {value!r} (in {redact(url)})"
+        )
+    return "full" if value == "full" else "normal"
 
 
-def sqlite_pragmas(*, read_only: bool = False) -> tuple[str, ...]:
+def with_durability(url: URL, durability: str | None) -> URL:
+    """An SQLite ``url`` carrying ``durability`` (``None``: as the URL says), checked. A
+    server database's commits are as durable as its server is set up to make them, so there
+    it changes nothing."""
+    if not is_sqlite(url):
+        return url
+    if durability is not None:
+        url = url.update_query_dict({DURABILITY_OPTION: durability})
+    durability_of(url)
+    return url
+
+
+def sqlite_pragmas(
+    *, read_only: bool = False, durability: Durability = "normal"
+) -> tuple[str, ...]:
     """The PRAGMAs every SQLite connection of history_store runs when it opens.
 
-    WAL lets readers work while one writer writes; ``synchronous=NORMAL`` in WAL mode makes a
-    commit durable against a crash of the application (not of the machine) without an fsync
-    per commit. The busy timeout, which makes a writer wait for another's lock instead of
-    failing, is the driver's ``timeout`` argument (:func:`sqlite_busy_timeout`).
+    WAL lets readers work while one writer writes. ``synchronous=NORMAL`` in WAL mode (the
+    default durability) makes a commit durable against a crash of the application without
+    an fsync per commit; a power loss or an OS crash can lose the last commits (never
+    corrupt the file). ``durability="full"`` (``FULL``) fsyncs each commit: nothing
+    committed is lost even then, at the cost of a disk flush per write. ``journal_size_limit``
+    keeps a checkpointed WAL from staying large. The busy timeout is the driver's
+    ``timeout`` argument (:func:`sqlite_busy_timeout`).
     """
     if read_only:
         return ("PRAGMA foreign_keys = ON", "PRAGMA query_only = ON")
+    synchronous = (
+        "PRAGMA synchronous = FULL" if durability == "full" else "PRAGMA synchronous = NORMAL"
+    )
     return (
         "PRAGMA foreign_keys = ON",
         "PRAGMA journal_mode = WAL",
-        "PRAGMA synchronous = NORMAL",
+        synchronous,
+        f"PRAGMA journal_size_limit = {JOURNAL_SIZE_LIMIT}",
     )
 
 
-def configure_sqlite_connection(connection: Any, *, read_only: bool = False) -> None:
+def configure_sqlite_connection(
+    connection: Any, *, read_only: bool = False, durability: Durability = "normal"
+) -> None:
     """Run :func:`sqlite_pragmas` on a new DBAPI connection (sqlite3 or SQLAlchemy's adapted
     aiosqlite one).
 
@@ -136,7 +156,7 @@ def configure_sqlite_connection(connection: Any, *, read_only: bool = False) -> 
     """
     cursor = connection.cursor()
     try:
-        for pragma in sqlite_pragmas(read_only=read_only):
+        for pragma in sqlite_pragmas(read_only=read_only, durability=durability):
             deadline = time.monotonic() + sqlite_busy_timeout()
             while True:
                 try:
@@ -155,12 +175,12 @@ def sqlite_busy_timeout() -> float:
     return SQLITE_BUSY_TIMEOUT_MS / 1000
 
 
-def _configure_sqlite(engine: AsyncEngine, *, read_only: bool) -> None:
+def _configure_sqlite(engine: AsyncEngine, *, read_only: bool, durability: Durability) -> None:
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         # Take over BEGIN from pysqlite so writers can ask for BEGIN IMMEDIATE (below).
         dbapi_connection.isolation_level = None
-        configure_sqlite_connection(dbapi_connection, read_only=read_only)
+        configure_sqlite_connection(dbapi_connection, read_only=read_only, durability=durability)
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Any) -> None:
@@ -191,6 +211,9 @@ def make_engine(url: URL, *, read_only: bool = False, pooled: bool = True) -> As
     cannot be relied on to close a pool before it ends (see ``_loop_resources``).
     """
     if is_sqlite(url):
+        durability = durability_of(url)
+        # Ours, not the driver's: SQLAlchemy would warn about and drop it.
+        url = url.difference_update_query([DURABILITY_OPTION])
         path = sqlite_path(url)
         if read_only:
             if path is None or not path.exists():
@@ -198,10 +221,10 @@ def make_engine(url: URL, *, read_only: bool = False, pooled: bool = True) -> As
                     f"no database at {redact(url)}; check the path or --url "
                     "(read-only commands never create a database)"
                 )
-            url = url.set(
-                database=f"file:{quote(str(path.resolve()))}",
-                query={"mode": "ro", "uri": "true"},
-            )
+            query = {"mode": "ro", "uri": "true"}
+            if reader_would_lock_out_owner(path):
+                query["immutable"] = "1"
+            url = url.set(database=f"file:{quote(str(path.resolve()))}", query=query)
         elif path is not None:
             create_sqlite_file(path)
         # An in-memory database lives in one connection: every checkout must get that one.
@@ -212,7 +235,7 @@ def make_engine(url: URL, *, read_only: bool = False, pooled: bool = True) -> As
             connect_args={"timeout": sqlite_busy_timeout()},
             **pool,
         )
-        _configure_sqlite(engine, read_only=read_only)
+        _configure_sqlite(engine, read_only=read_only, durability=durability)
         return engine
     connect_args: dict[str, Any] = {}
     if read_only:
@@ -244,9 +267,18 @@ def _name_the_server_on_connect_errors(engine: AsyncEngine, url: URL) -> None:
             raise unavailable(url, exc) from exc
 
 
-def unavailable(url: URL, exc: BaseException) -> DatabaseUnavailableError:
-    """The error for a database that cannot be reached or opened, its password hidden."""
+def unavailable(url: URL, exc: BaseException) -> HistoryStoreError:
+    """The error for a database that cannot be reached or opened, its password hidden: on
+    SQLite the precise one when the file system is the cause (:func:`sqlite_file_error`)."""
     reason = exc.orig if isinstance(exc, DBAPIError) else exc
+    if is_sqlite(url):
+        precise = sqlite_file_error(url, exc)
+        if precise is not None:
+            return precise
+        return DatabaseUnavailableError(
+            f"cannot open the SQLite database at {redact(url)}: {reason}. Check the path, "
+            "that the file is an SQLite database, and its permissions."
+        )
     return DatabaseUnavailableError(
         f"cannot open the database at {redact(url)}: {reason}. Check that the server is "
         "running and reachable, and the user, password and database name."

@@ -12,13 +12,20 @@ Some also derive from the built-in or SDK exception a caller would already catch
     │   └── InvalidSessionIdError          an id no database can store
     ├── SessionNotFoundError (LookupError)
     ├── DatabaseNotFoundError (FileNotFoundError)
+    ├── OutputExistsError (FileExistsError)  an export's target file is there already
     ├── ReadOnlyQueryError                 `sql` was given a write, or invalid SQL
+    │   ├── UnsafeRoleError                `sql` connected as a role that can write
+    │   └── QueryTimeoutError (TimeoutError)  `sql` ran past its timeout (cancelled)
     ├── StoreClosedError (RuntimeError)    a closed store or its sessions used
     ├── DatabaseUnavailableError (ConnectionError)
+    ├── DatabasePermissionError (PermissionError)
+    │                                      the file, its folder or its file system refuses us
+    ├── StorageFullError                   the disk (or quota) is full; nothing was written
     ├── DatabaseBusyError                  locked beyond the retry budget
     ├── SessionExistsError                 import into a session that is there already
     ├── CopyConflictError                  the destination's session is not the source's
     ├── CopyVerificationError              counts or checksums differ after a copy
+    ├── ImportConflictError                the file's session is not the stored one's
     ├── ImportFormatError (ValueError)     an export file this version cannot read
     └── ServerManagedStateError (agents.exceptions.UserError)
                                            server-state ids for a Chat Completions model
@@ -46,6 +53,12 @@ __all__ = [
     "SessionExistsError",
     "CopyConflictError",
     "CopyVerificationError",
+    "OutputExistsError",
+    "UnsafeRoleError",
+    "QueryTimeoutError",
+    "DatabasePermissionError",
+    "StorageFullError",
+    "ImportConflictError",
 ]
 
 
@@ -100,6 +113,22 @@ class ReadOnlyQueryError(HistoryStoreError):
     """A read-only SQL entry point was given a statement that writes, or invalid SQL."""
 
 
+class OutputExistsError(HistoryStoreError, FileExistsError):
+    """The file an export was asked to write exists; it was left as it was (pass
+    ``force=True`` / ``--force`` to replace it)."""
+
+
+class UnsafeRoleError(ReadOnlyQueryError):
+    """``sql`` was connected as a PostgreSQL superuser or a role that can change the history
+    tables. A read-only transaction does not stop such a role (``dblink_exec``, replication
+    slots), so the query was not run. Connect as a role made by ``history-store db
+    create-reader``, or pass ``unsafe_role=True`` / ``--unsafe-role``."""
+
+
+class QueryTimeoutError(ReadOnlyQueryError, TimeoutError):
+    """``sql`` ran longer than its timeout and was cancelled on the database."""
+
+
 class StoreClosedError(HistoryStoreError, RuntimeError):
     """The store (or a session of it) was used after ``close()``."""
 
@@ -107,6 +136,17 @@ class StoreClosedError(HistoryStoreError, RuntimeError):
 class DatabaseUnavailableError(HistoryStoreError, ConnectionError):
     """The database could not be reached or opened (server down, wrong port, user, password
     or database name). The message names the URL with its password hidden."""
+
+
+class DatabasePermissionError(HistoryStoreError, PermissionError):
+    """The database file, its folder or its file system does not let this process do what
+    it asked (a read-only file or mount, another user's file). The message names the file
+    and what to change."""
+
+
+class StorageFullError(HistoryStoreError):
+    """The disk (or the user's quota, or the server's) is full. The transaction was rolled
+    back: what was stored before is intact, the failed write stored nothing."""
 
 
 class DatabaseBusyError(HistoryStoreError):
@@ -127,6 +167,12 @@ class CopyConflictError(HistoryStoreError):
 class CopyVerificationError(HistoryStoreError):
     """After copying, a session's destination count or checksum differs from the source's
     (the source changed during the copy, or a writer touched the destination)."""
+
+
+class ImportConflictError(HistoryStoreError):
+    """A session in the export file already exists with a history that is not a prefix of
+    the file's (it was cleared and restarted since the backup, say). Nothing of that session
+    was changed; choose ``on_conflict="skip"`` or ``"replace"``."""
 
 
 class ImportFormatError(HistoryStoreError, ValueError):

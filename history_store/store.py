@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import threading
 import uuid
+import warnings
+import weakref
 from collections.abc import Awaitable, Callable, Mapping
 from types import TracebackType
 from typing import Any
@@ -12,7 +17,16 @@ from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from ._engine import is_sqlite, make_engine, redact, resolve_url, sqlite_path, unavailable
+from ._engine import (
+    Durability,
+    is_sqlite,
+    make_engine,
+    redact,
+    resolve_url,
+    sqlite_path,
+    unavailable,
+    with_durability,
+)
 from ._loop_resources import loop_engines
 from .backends.base import Backend
 from .backends.core import CoreBackend
@@ -35,6 +49,12 @@ class HistoryStore:
             belong to a deploy step).
         default_session_id: the id :meth:`session` uses when given none; by default each
             such session gets a new id of its own (nothing is shared by accident).
+        durability: SQLite only. ``"normal"`` (the default, or the URL's
+            ``?synchronous=normal``): a commit survives a crash of the process, not always a
+            power loss or an OS crash, which can lose the last commits (the file stays
+            whole). ``"full"`` (``?synchronous=full``): every commit is flushed to disk
+            before ``add_items`` returns, so it survives those too, at the cost of an fsync
+            per write. On PostgreSQL the server's ``synchronous_commit`` decides.
 
     The sessions read and write through the store's one backend (``backends/``): the stdlib
     driver on an SQLite file, asyncpg on PostgreSQL, SQLAlchemy Core for in-memory SQLite.
@@ -50,8 +70,9 @@ class HistoryStore:
         *,
         migrate: MigrateMode | None = None,
         default_session_id: str | None = None,
+        durability: Durability | None = None,
     ) -> None:
-        self._url = resolve_url(url)
+        self._url = with_durability(resolve_url(url), durability)
         if migrate is None:
             migrate = "auto" if is_sqlite(self._url) else "check"
         if migrate not in ("auto", "check"):
@@ -60,6 +81,10 @@ class HistoryStore:
         self.default_session_id = default_session_id
         self._engines = loop_engines(lambda pooled: make_engine(self._url, pooled=pooled))
         self._schema_ready = False
+        self._schema_checks: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, asyncio.Task[None]
+        ] = weakref.WeakKeyDictionary()
+        self._schema_lock = threading.Lock()
         self._closed = False
         self._backend = _open_backend(self._url, self._engines.get)
 
@@ -119,17 +144,18 @@ class HistoryStore:
         """
         if self._closed:
             raise StoreClosedError(f"{self!r} is closed; open a new HistoryStore")
-        engine = await self._engines.get()
-        if not self._schema_ready:
-            try:
-                await ensure_schema(engine, self._url, self._migrate)
-            except DatabaseUnavailableError:
-                raise  # already named (a ConnectionError, so an OSError too)
-            except (OSError, DBAPIError) as exc:
-                # The first contact with the database: name it (password hidden) and what to
-                # check, rather than a bare driver error.
-                raise unavailable(self._url, exc) from exc
-            self._schema_ready = True
+        try:
+            # Making an SQLite engine creates the file: a folder we cannot write fails here.
+            engine = await self._engines.get()
+            if not self._schema_ready:
+                await self._check_schema_once(engine)
+        except DatabaseUnavailableError:
+            raise  # already named (a ConnectionError, so an OSError too)
+        except (OSError, DBAPIError) as exc:
+            # The first contact with the database: name it (password hidden) and what to
+            # check, rather than a bare driver error.
+            raise unavailable(self._url, exc) from exc
+        self._schema_ready = True
         return engine
 
     async def backend(self) -> Backend:
@@ -140,6 +166,37 @@ class HistoryStore:
         if not self._schema_ready:
             await self.engine()
         return self._backend
+
+    async def _check_schema_once(self, engine: AsyncEngine) -> None:
+        """Check (or migrate) the schema once per event loop however many first calls
+        arrive together: 50 concurrent first calls each ran the check, on up to 30 engine
+        connections beside the sessions' pool. On PostgreSQL the check's connection is then
+        closed, so the sessions' pool (``backends/postgres.POOL_SIZE``) is all the store
+        holds."""
+        loop = asyncio.get_running_loop()
+        with self._schema_lock:
+            check = self._schema_checks.get(loop)
+            if check is None or (check.done() and (check.cancelled() or check.exception())):
+                check = loop.create_task(self._check_schema(engine))
+                self._schema_checks[loop] = check
+        await asyncio.shield(check)
+
+    async def _check_schema(self, engine: AsyncEngine) -> None:
+        await ensure_schema(engine, self._url, self._migrate)
+        if not is_sqlite(self._url):
+            await engine.dispose()
+
+    def __del__(self) -> None:
+        # Only a store that opened something holds anything to leak (and one whose
+        # __init__ failed has nothing at all).
+        if not getattr(self, "_closed", True) and (self._schema_ready or len(self._engines)):
+            with contextlib.suppress(Exception):  # the interpreter may be shutting down
+                warnings.warn(
+                    f"{self!r} was never closed; close it with `await store.close()` or "
+                    "`async with HistoryStore(...) as store:`",
+                    ResourceWarning,
+                    stacklevel=2,
+                )
 
     async def close(self) -> None:
         """Close every connection of the store. Sessions of a closed store raise on use."""

@@ -89,6 +89,9 @@ turns = Table(
     Column("finished_at", DateTime(timezone=True), nullable=True),
 )
 
+VIEWS = ("hs_messages", "hs_session_summary")
+"""The views the revisions create, for people reading with SQL (``docs/schema.md``)."""
+
 TURN_STATUSES = ("completed", "failed", "blocked", "interrupted")
 """The values of ``hs_turns.status``."""
 

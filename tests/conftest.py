@@ -8,8 +8,10 @@ can never pass by skipping them. Each test gets an empty ``public`` schema.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import os
-from collections.abc import AsyncIterator, Iterator
+import pwd
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import asyncpg
@@ -108,3 +110,59 @@ def stub(stub_server: StubModelServer) -> StubModelServer:
 @pytest.fixture
 def openai_client(stub: StubModelServer) -> AsyncOpenAI:
     return AsyncOpenAI(base_url=stub.base_url, api_key="stub-key", max_retries=0)
+
+
+@pytest.fixture(scope="session")
+def second_user() -> Iterator[pwd.struct_passwd]:
+    """A second, unprivileged uid (created for the test session, removed after)."""
+    from helpers import other_user as helper
+
+    user = helper.ensure()
+    yield user
+    helper.remove()
+
+
+@pytest.fixture(scope="session")
+def third_user() -> Iterator[pwd.struct_passwd]:
+    """Another unprivileged uid, for tests that need an owner and a reader, neither root."""
+    from helpers import other_user as helper
+
+    name = helper.NAME + "3"
+    user = helper.ensure(name)
+    yield user
+    helper.remove(name)
+
+
+@pytest.fixture
+def as_reader() -> Iterator[Callable[[str], str]]:
+    """``as_reader(url)``: for a PostgreSQL URL, the same database as a role made by
+    ``history-store db create-reader`` (a name unique to this test, dropped after), as the
+    ``sql`` command must connect; an SQLite URL is returned unchanged. Call it once the
+    schema is at head: the role is granted the tables that exist then."""
+    from history_store.tools.roles import create_reader
+
+    made: list[tuple[str, str]] = []
+
+    def make(url: str) -> str:
+        if not url.startswith("postgresql"):
+            return url
+        role = f"hs15_reader_{os.getpid()}_{len(made)}"
+        made.append((url, role))
+        # A thread of its own: the caller may be a test whose event loop is running.
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            pool.submit(asyncio.run, create_reader(role, url)).result()
+        return make_url(url).set(username=role).render_as_string(hide_password=False)
+
+    yield make
+    for url, role in made:
+        asyncio.run(_drop_role(url, role))
+
+
+async def _drop_role(url: str, role: str) -> None:
+    connection = await asyncpg.connect(_asyncpg_dsn(url), timeout=5)
+    try:
+        # The role's grants in this database, then the role (roles are cluster-wide).
+        await connection.execute(f'DROP OWNED BY "{role}"')
+        await connection.execute(f'DROP ROLE "{role}"')
+    finally:
+        await connection.close()

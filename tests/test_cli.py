@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -220,7 +221,14 @@ def test_search_with_no_words(url: str, capsys: Capture) -> None:
     )
 
 
-def test_sql(any_url: str, capsys: Capture) -> None:
+@pytest.fixture
+def reader_url(any_url: str, as_reader: Callable[[str], str]) -> str:
+    """``any_url`` as `sql` connects to it: on PostgreSQL as a reader role."""
+    return as_reader(any_url)
+
+
+def test_sql(reader_url: str, capsys: Capture) -> None:
+    any_url = reader_url
     query = "SELECT session_id, items FROM hs_session_summary ORDER BY session_id"
     assert run(capsys, "--url", any_url, "sql", query) == (
         0,
@@ -228,17 +236,19 @@ def test_sql(any_url: str, capsys: Capture) -> None:
         "",
     )
     code, out, _ = run(capsys, "--url", any_url, "sql", "--json", "SELECT 1 AS one, 'é' AS e")
-    assert (code, out) == (0, '{"columns": ["one", "e"], "rows": [[1, "é"]]}\n')
+    assert (code, out) == (0, '{"columns": ["one", "e"], "rows": [[1, "é"]], "truncated": false}\n')
 
 
-def test_sql_shows_timestamps_as_every_table_does(any_url: str, capsys: Capture) -> None:
+def test_sql_shows_timestamps_as_every_table_does(
+    any_url: str, as_reader: Callable[[str], str], capsys: Capture
+) -> None:
     """SQLite hands timestamps back as text with microseconds, PostgreSQL as timestamps:
     both print to the second in UTC, as `sessions` prints them."""
     query = (
         "SELECT session_id, first_activity, last_activity FROM hs_session_summary "
         "WHERE session_id <> 'support-42' ORDER BY session_id"
     )
-    assert run(capsys, "--url", any_url, "sql", query) == (
+    assert run(capsys, "--url", as_reader(any_url), "sql", query) == (
         0,
         "session_id  first_activity       last_activity\n"
         "sales-1     2025-02-01 10:00:00  2025-02-01 10:02:00\n"
@@ -262,7 +272,8 @@ def test_sql_shows_timestamps_as_every_table_does(any_url: str, capsys: Capture)
         "DROP VIEW hs_messages",
     ],
 )
-def test_sql_refuses_writes(any_url: str, capsys: Capture, statement: str) -> None:
+def test_sql_refuses_writes(reader_url: str, capsys: Capture, statement: str) -> None:
+    any_url = reader_url
     code, out, err = run(capsys, "--url", any_url, "sql", statement)
     assert (code, out) == (1, "")
     assert err.startswith("error: refused: `sql` runs read-only queries (SELECT, WITH, EXPLAIN")
@@ -278,9 +289,10 @@ def test_sql_refuses_writes(any_url: str, capsys: Capture, statement: str) -> No
 
 
 def test_sql_write_hidden_in_a_query_fails_in_the_read_only_transaction(
-    pg_url: str, tmp_path: Path, capsys: Capture
+    pg_url: str, tmp_path: Path, capsys: Capture, as_reader: Callable[[str], str]
 ) -> None:
     asyncio.run(populate(pg_url, tmp_path))
+    pg_url = as_reader(pg_url)
     statement = "WITH gone AS (DELETE FROM hs_items RETURNING 1) SELECT count(*) FROM gone"
     assert run(capsys, "--url", pg_url, "sql", statement) == (
         1,
@@ -404,15 +416,16 @@ def test_import_twice_is_idempotent(db_url: str, tmp_path: Path, capsys: Capture
     source.write_text(export_text(), encoding="utf-8")
     if db_url.startswith("postgresql"):
         assert run(capsys, "--url", db_url, "db", "upgrade")[0] == 0
-    for _ in range(2):
+    # The summary counts the rows inserted: none the second time.
+    for items in (14, 0):
         assert run(capsys, "--url", db_url, "import", str(source)) == (
             0,
-            "imported 3 sessions, 14 items\n",
+            f"imported 3 sessions, {items} items\n",
             "",
         )
     assert run(capsys, "--url", db_url, "export")[1] == export_text()
     code, out, _ = run(capsys, "--url", db_url, "--json", "import", str(source))
-    assert (code, json.loads(out)) == (0, {"sessions": 3, "items": 14})
+    assert (code, json.loads(out)) == (0, {"sessions": 3, "items": 0, "skipped": 0})
 
 
 def test_import_refuses_an_unknown_version(tmp_path: Path, capsys: Capture) -> None:
@@ -480,7 +493,9 @@ def test_prune_older_than(any_url: str, capsys: Capture) -> None:
     assert (code, [s["session_id"] for s in json.loads(out)["sessions"]]) == (0, ["support-42"])
 
 
-def test_prune_keep_last_turns(any_url: str, capsys: Capture) -> None:
+def test_prune_keep_last_turns(
+    any_url: str, capsys: Capture, as_reader: Callable[[str], str]
+) -> None:
     args = ("--url", any_url, "prune", "--keep-last-turns", "1")
     assert run(capsys, *args, "--dry-run", "--json") == (
         0,
@@ -489,7 +504,7 @@ def test_prune_keep_last_turns(any_url: str, capsys: Capture) -> None:
     )
     assert run(capsys, *args) == (0, "deleted 0 sessions, 6 items\n", "")
     query = "SELECT session_id, items, turns FROM hs_session_summary ORDER BY session_id"
-    assert run(capsys, "--url", any_url, "sql", query)[1] == (
+    assert run(capsys, "--url", as_reader(any_url), "sql", query)[1] == (
         "session_id  items  turns\n"
         "sales-1     2      2\n"
         "support-42  4      2\n"

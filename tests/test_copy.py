@@ -87,22 +87,37 @@ async def test_interrupted_copy_resumes_where_it_stopped(tmp_path: Path) -> None
 
     with pytest.raises(Interrupted):
         await copy_database(src, dst, batch_size=100, progress=stop_after_350)
+    # The session being copied when it stopped was rolled back whole (issue 15.10): s1 is
+    # complete, s2 absent, never half there with zero counters.
     assert rows(dst_path, "SELECT session_id, count(*) FROM hs_items GROUP BY 1 ORDER BY 1") == [
-        ("s1", 250), ("s2", 100)
+        ("s1", 250)
     ]  # fmt: skip
-    # A half-copied session shows zero counters until it is complete.
     assert rows(dst_path, "SELECT session_id, item_count FROM hs_sessions ORDER BY 1") == [
-        ("s1", 250), ("s2", 0)
+        ("s1", 250)
     ]  # fmt: skip
 
     report = await copy_database(src, dst, batch_size=100)
 
-    assert (report.sessions, report.unchanged, report.resumed, report.copied) == (3, 1, 1, 1)
-    assert (report.items_copied, report.items_total) == (400, 750)
+    assert (report.sessions, report.unchanged, report.resumed, report.copied) == (3, 1, 0, 2)
+    assert (report.items_copied, report.items_total) == (500, 750)
     assert rows(dst_path, ALL_ITEMS) == rows(tmp_path / "src.db", ALL_ITEMS)
     assert rows(dst_path, ALL_SESSIONS) == rows(tmp_path / "src.db", ALL_SESSIONS)
     again = await copy_database(src, dst, batch_size=100)
     assert (again.unchanged, again.items_copied) == (3, 0)
+
+
+async def test_a_grown_source_session_is_extended_not_copied_again(tmp_path: Path) -> None:
+    src = f"sqlite+aiosqlite:///{tmp_path / 'src.db'}"
+    dst_path = tmp_path / "dst.db"
+    dst = f"sqlite+aiosqlite:///{dst_path}"
+    await fill(src, {"s": 120})
+    await copy_database(src, dst, batch_size=50)
+    async with HistoryStore(src) as store:
+        await store.session("s").add_items([{"role": "user", "content": "later"}])
+    report = await copy_database(src, dst, batch_size=50)
+    assert (report.resumed, report.items_copied, report.items_total) == (1, 1, 121)
+    assert rows(dst_path, ALL_ITEMS) == rows(tmp_path / "src.db", ALL_ITEMS)
+    assert rows(dst_path, ALL_SESSIONS) == rows(tmp_path / "src.db", ALL_SESSIONS)
 
 
 async def test_conflicting_destination_is_refused(tmp_path: Path, pg_url: str) -> None:

@@ -103,13 +103,14 @@ async def test_import_is_all_or_nothing_per_session(db_url: str, tmp_path: Path)
 
 async def test_import_merges_into_an_existing_session(db_url: str, tmp_path: Path) -> None:
     await upgrade(db_url)
-    async with HistoryStore(db_url) as store:
-        await store.session("sales-1").add_items([{"role": "user", "content": "already here"}])
-    await import_(io.StringIO(export_text()), db_url)
-    items, counters = await _records(db_url, "sales-1")
-    # seq 1 was already there and is kept; seqs 2-4 come from the file.
     from_file = [item for _, item in SESSIONS["sales-1"][3]]
-    assert items == [{"role": "user", "content": "already here"}, *from_file[1:]]
+    async with HistoryStore(db_url) as store:
+        await store.session("sales-1").add_items(from_file[:1])  # type: ignore[list-item]
+    summary = await import_(io.StringIO(export_text()), db_url)
+    assert (summary.sessions, summary.items) == (3, 13)
+    items, counters = await _records(db_url, "sales-1")
+    # seq 1 was already there (the file's first item) and is kept; seqs 2-4 come from the file.
+    assert items == from_file
     assert counters == (4, 2, 4)
 
 

@@ -4,6 +4,7 @@ fixture database holds; every table column and view is documented."""
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -82,8 +83,11 @@ def test_the_doc_has_every_query() -> None:
     assert len(doc_queries()) == 12 == len(EXPECTED)
 
 
-async def test_every_doc_query_returns_the_expected_rows(db_url: str, tmp_path: Path) -> None:
+async def test_every_doc_query_returns_the_expected_rows(
+    db_url: str, tmp_path: Path, as_reader: Callable[[str], str]
+) -> None:
     await populate(db_url, tmp_path)
+    db_url = as_reader(db_url)
     for number, (query, expected) in enumerate(zip(doc_queries(), EXPECTED, strict=True), 1):
         result = await sql(query, db_url)
         assert [tuple(row) for row in result.rows] == expected, f"query {number}:\n{query}"
@@ -100,8 +104,11 @@ def test_every_column_and_view_is_documented() -> None:
 
 
 @pytest.mark.parametrize("view", ["hs_messages", "hs_session_summary"])
-async def test_view_columns_match_the_doc(db_url: str, tmp_path: Path, view: str) -> None:
+async def test_view_columns_match_the_doc(
+    db_url: str, tmp_path: Path, view: str, as_reader: Callable[[str], str]
+) -> None:
     await populate(db_url, tmp_path)
+    db_url = as_reader(db_url)
     section = DOC.read_text(encoding="utf-8").split(f"### `{view}`", 1)[1].split("\n##", 1)[0]
     documented = re.findall(r"^\| `(\w+)`", section, re.MULTILINE)
     result = await sql(f"SELECT * FROM {view}", db_url)  # noqa: S608 (fixed view names)

@@ -11,7 +11,7 @@ import sqlite3
 import stat
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -229,10 +229,11 @@ async def test_sql_function_refuses_writes_attach_and_pragmas_on_sqlite(
 
 
 async def test_sql_function_refuses_writes_copy_and_do_on_postgresql(
-    pg_url: str, tmp_path: Path
+    pg_url: str, tmp_path: Path, as_reader: Callable[[str], str]
 ) -> None:
     async with HistoryStore(pg_url, migrate="auto") as store:
         await store.session("s").add_items([{"role": "user", "content": "hi"}])
+    pg_url = as_reader(pg_url)
     # The server runs as another OS user: the directory must be writable for COPY to try.
     tmp_path.chmod(0o777)
     attempts = [
@@ -265,7 +266,11 @@ def test_cli_sql_command_cannot_write(
         assert main(["--url", quiet_sqlite, "sql", statement]) == 1
         assert "error: refused" in capsys.readouterr().err
     assert main(["--url", quiet_sqlite, "--json", "sql", "SELECT count(*) AS n FROM hs_items"]) == 0
-    assert json.loads(capsys.readouterr().out) == {"columns": ["n"], "rows": [[1]]}
+    assert json.loads(capsys.readouterr().out) == {
+        "columns": ["n"],
+        "rows": [[1]],
+        "truncated": False,
+    }
     assert _digest(tmp_path / "ro.db") == before
 
 

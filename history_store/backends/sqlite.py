@@ -8,8 +8,10 @@ operations are the hot path of every turn, so on an SQLite file they run here in
 * a write is one transaction (``BEGIN IMMEDIATE``, the statements, ``COMMIT``; tens of
   microseconds with ``synchronous=NORMAL``), run on the calling thread when the write lock
   is free at once: handing it to a thread costs more than the write. That connection has no
-  busy timeout and never checkpoints (the writer thread does, every
-  :data:`CHECKPOINT_EVERY_WRITES` writes), so it can never stall the event loop. When another
+  busy timeout, so it never waits on a lock; the writer thread checkpoints every
+  :data:`CHECKPOINT_EVERY_WRITES` writes, and the caller's thread itself (a PASSIVE
+  checkpoint, which never waits) every :data:`CHECKPOINT_EVERY_BYTES` appended, which keeps
+  the WAL bounded under a steady stream of large items. When another
   writer holds the lock, the write goes to the store's single writer thread, which waits for
   the lock (busy timeout, then a bounded retry); writers of one process queue there instead of
   sleeping in SQLite's busy handler.
@@ -47,10 +49,12 @@ from .. import tables
 from .._engine import (
     busy_error,
     configure_sqlite_connection,
+    durability_of,
     finish_despite_cancellation,
     lock_retry_delays,
     redact,
     sqlite_busy_timeout,
+    sqlite_file_error,
 )
 from ..errors import StoreClosedError
 from . import sqlite_fts as search_index
@@ -74,6 +78,11 @@ INLINE_READ_ROWS = 256
 
 CHECKPOINT_EVERY_WRITES = 256
 """Writes on the callers' threads between two WAL checkpoints run by the writer thread."""
+
+CHECKPOINT_EVERY_BYTES = 4 * 1024 * 1024
+"""Item bytes appended that call for a checkpoint on the caller's thread: a few large items
+grow the WAL as much as many small writes (it reached 84 MB before the first checkpoint by
+count alone)."""
 
 _BUSY: Any = object()
 
@@ -172,6 +181,7 @@ class SQLiteBackend:
     def __init__(self, path: Path, url: URL) -> None:
         self._path = str(path)
         self._url = url
+        self._durability = durability_of(url)
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="history_store")
         self._local = threading.local()
         self._owners: dict[sqlite3.Connection, threading.Thread] = {}
@@ -179,6 +189,7 @@ class SQLiteBackend:
         self._closed = False
         # Both only steer background upkeep, so a lost update between threads is harmless.
         self._writes_since_checkpoint = 0
+        self._bytes_since_checkpoint = 0
         self._rows_to_index = 0
 
     # -- connections -------------------------------------------------------------------------
@@ -201,7 +212,7 @@ class SQLiteBackend:
             isolation_level=None,
             check_same_thread=False,
         )
-        configure_sqlite_connection(connection)
+        configure_sqlite_connection(connection, durability=self._durability)
         if inline:
             connection.execute("PRAGMA wal_autocheckpoint = 0")
         with self._lock:
@@ -236,10 +247,23 @@ class SQLiteBackend:
 
     # -- reads -------------------------------------------------------------------------------
 
+    @contextlib.contextmanager
+    def _file_errors(self) -> Iterator[None]:
+        """A full disk or a file we may not write raised as :class:`StorageFullError` or
+        :class:`DatabasePermissionError` naming the file, not as a driver error."""
+        try:
+            yield
+        except (sqlite3.Error, DBAPIError, OSError) as exc:
+            precise = sqlite_file_error(self._url, exc)
+            if precise is None:
+                raise
+            raise precise from exc
+
     def _read(self, statement: str, parameters: tuple[Any, ...], *, inline: bool) -> Rows:
-        connection = self._connection(inline=inline)
-        with _driver_errors():
-            rows: Rows = connection.execute(statement, parameters).fetchall()
+        with self._file_errors():
+            connection = self._connection(inline=inline)
+            with _driver_errors():
+                rows: Rows = connection.execute(statement, parameters).fetchall()
         return rows
 
     def _read_inline(self, statement: str, parameters: tuple[Any, ...]) -> Rows | None:
@@ -284,9 +308,13 @@ class SQLiteBackend:
         body: Callable[..., _T],
         arguments: tuple[Any, ...],
         abandon: threading.Event,
+        loop: asyncio.AbstractEventLoop,
     ) -> _T:
         """The write on the writer thread: waits for the lock, retrying a bounded number of
-        times (each attempt all or nothing) unless the caller gave up."""
+        times (each attempt all or nothing) unless the caller gave up or its event loop
+        closed (then nobody can receive the result: see :meth:`_orphaned`)."""
+        if loop.is_closed():
+            raise self._orphaned(what, arguments)
         connection = self._connection()
         delays = lock_retry_delays()
         while True:
@@ -295,10 +323,24 @@ class SQLiteBackend:
             except sqlite3.OperationalError as exc:
                 if not _is_lock_error(exc) or abandon.is_set():
                     raise
+                if loop.is_closed():
+                    raise self._orphaned(what, arguments) from exc
                 delay = next(delays, None)
                 if delay is None:
                     raise busy_error(what, self._url) from exc
                 time.sleep(delay)
+
+    def _orphaned(self, what: str, arguments: tuple[Any, ...]) -> StoreClosedError:
+        """A queued write whose event loop closed before it could run: it fails at once
+        instead of waiting for the lock (at exit, one write after another, ~45 s each), and
+        says so in the log, since no caller is left to receive the error."""
+        error = StoreClosedError(
+            f"{what} for session {arguments[0]!r} was not stored in {redact(self._url)}: the "
+            "event loop that asked for it closed before the write could run. Await writes "
+            "(and close the store) before the loop ends."
+        )
+        logger.error("%s: %s", type(error).__name__, error)
+        return error
 
     def _write_here(self, body: Callable[..., _T], arguments: tuple[Any, ...]) -> _T:
         """The write on this thread, or :data:`_BUSY` if the write lock is not free now."""
@@ -332,17 +374,24 @@ class SQLiteBackend:
                 raise StoreClosedError(
                     f"the store at {redact(self._url)} is closed; open a new one"
                 )
-        result = self._write_here(body, arguments)
+        with self._file_errors():
+            result = self._write_here(body, arguments)
         if result is not _BUSY:
             return result
         abandon = threading.Event()
-        future: Future[_T] = self._writer.submit(self._transaction, what, body, arguments, abandon)
+        loop = asyncio.get_running_loop()
+        future: Future[_T] = self._writer.submit(
+            self._transaction, what, body, arguments, abandon, loop
+        )
 
         def drop_or_stop_retrying() -> None:
             abandon.set()
             future.cancel()  # a write still queued is dropped; one under way runs to its end
 
-        return await finish_despite_cancellation(asyncio.wrap_future(future), drop_or_stop_retrying)
+        with self._file_errors():
+            return await finish_despite_cancellation(
+                asyncio.wrap_future(future), drop_or_stop_retrying
+            )
 
     async def append(
         self, session_id: str, items: Sequence[EncodedItem], now: datetime
@@ -355,7 +404,27 @@ class SQLiteBackend:
         stamp = _format_datetime(now)
         appended = await self._write("add_items", _append, session_id, items, stamp, index_now)
         self._rows_to_index = 0 if index_now else rows_to_index
+        self._count_bytes_toward_checkpoint(sum(len(item.item_json) for item in items))
         return appended
+
+    def _count_bytes_toward_checkpoint(self, appended: int) -> None:
+        """Checkpoint here, on the caller's thread, once :data:`CHECKPOINT_EVERY_BYTES` have
+        been appended. A checkpoint on the writer thread races the next writes, and under a
+        steady stream of them never finds the WAL wholly copied, so the WAL never restarts
+        and grows without bound (117 MB for 60 MB of items). Run by the connection that just
+        committed, before its next write, it does: the WAL then stays within
+        ``journal_size_limit``. PASSIVE never waits for a lock; the cost is copying those
+        few MB into the database once per few MB appended."""
+        self._bytes_since_checkpoint += appended
+        if self._bytes_since_checkpoint < CHECKPOINT_EVERY_BYTES:
+            return
+        self._bytes_since_checkpoint = 0
+        self._writes_since_checkpoint = 0
+        try:
+            with self._file_errors():
+                _checkpoint(self._connection(inline=True))
+        except Exception as exc:  # upkeep only: the next round tries again
+            logger.warning("SQLite checkpoint failed on %s: %s", redact(self._url), exc)
 
     async def turn_of(self, session_id: str, seq: int) -> int | None:
         rows = self._read_inline(_TURN_OF, (session_id, seq))

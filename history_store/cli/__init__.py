@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
+import signal
 import sys
 from collections.abc import Sequence
 
 from sqlalchemy.exc import DBAPIError
 
+from .._engine import resolve_url, sqlite_file_error
 from ..errors import HistoryStoreError
 from . import chat, db, inspect, maintenance, metadata, migrate, serve, transfer
 from ._command import common_options, example
@@ -45,15 +48,39 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"argument --json: {args.command} has no JSON output")
     try:
         code: int = asyncio.run(args.handler(args))
+        sys.stdout.flush()  # a reader that closed the pipe is found here, not at exit
     except HistoryStoreError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except DBAPIError as exc:
-        # A database error the library does not translate (a constraint, a full disk): the
-        # driver's own message, without SQLAlchemy's statement dump and traceback.
-        print(f"error: the database refused the operation: {exc.orig}", file=sys.stderr)
+        print(f"error: {_database_error_message(args.url, exc)}", file=sys.stderr)
         return 1
+    except BrokenPipeError:
+        return _closed_pipe()
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
     return code
+
+
+def _database_error_message(url: str | None, exc: DBAPIError) -> str:
+    """A database error the library does not translate (a constraint, say): the driver's own
+    message, without SQLAlchemy's statement dump and traceback; a full disk or an
+    unwritable SQLite file named as the library names it."""
+    try:
+        precise = sqlite_file_error(resolve_url(url), exc)
+    except HistoryStoreError:
+        precise = None
+    return (
+        str(precise) if precise is not None else f"the database refused the operation: {exc.orig}"
+    )
+
+
+def _closed_pipe() -> int:
+    """The reader of our stdout went away (``export | head``): stop quietly, as programs
+    killed by SIGPIPE do (exit 141), and keep Python from complaining at exit when it
+    flushes stdout again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return 128 + signal.SIGPIPE

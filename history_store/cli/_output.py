@@ -97,3 +97,56 @@ def print_line(text: str, *, file: TextIO | None = None) -> None:
 
 def plural(count: int, noun: str) -> str:
     return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
+class StreamedRows:
+    """Rows printed as they arrive, so a million-row result never sits in memory.
+
+    As a table: the column widths come from the header and the first batch (later, wider
+    cells push their line out rather than re-flowing what is already printed). As JSON: one
+    document on one line, ``{"columns": [...], "rows": [...], "truncated": ...}``, written
+    a row at a time.
+    """
+
+    def __init__(self, *, json_output: bool) -> None:
+        self._json = json_output
+        self._widths: list[int] | None = None
+        self._first_json_row = True
+
+    def add(self, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+        if self._json:
+            self._add_json(columns, rows)
+        elif columns:
+            self._add_table(columns, rows)
+
+    def _add_table(self, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+        cells = [[cell(value) for value in row] for row in rows]
+        if self._widths is None:
+            header = [str(name) for name in columns]
+            self._widths = [
+                max(len(line[i]) for line in [header, *cells]) for i in range(len(header))
+            ]
+            cells.insert(0, header)
+        for line in cells:
+            padded = "  ".join(c.ljust(w) for c, w in zip(line, self._widths, strict=True))
+            sys.stdout.write(padded.rstrip() + "\n")
+
+    def _add_json(self, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+        if self._first_json_row:
+            sys.stdout.write(to_json({"columns": list(columns)})[:-1] + ', "rows": [')
+        for row in rows:
+            sys.stdout.write(("" if self._first_json_row else ", ") + to_json(list(row)))
+            self._first_json_row = False
+
+    def finish(self, columns: Sequence[str], count: int, *, truncated: bool) -> None:
+        """End the output: ``(N rows)`` under a table (and why it stopped), or close the
+        JSON document."""
+        if self._json:
+            if self._first_json_row:  # no batch came: open the document now
+                sys.stdout.write(to_json({"columns": list(columns)})[:-1] + ', "rows": [')
+            sys.stdout.write("], " + to_json({"truncated": truncated})[1:] + "\n")
+            return
+        if columns and self._widths is None:
+            self._add_table(columns, [])
+        stopped = ", stopped at --max-rows" if truncated else ""
+        print_line(f"({plural(count, 'row')}{stopped})")

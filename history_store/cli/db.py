@@ -10,6 +10,7 @@ from typing import Any
 from .. import schema
 from .._engine import redact, resolve_url
 from ._command import add_command
+from ._db_reader import add_create_reader
 from ._output import print_json, print_line
 
 
@@ -129,3 +130,4 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
         action="store_true",
         help="stamp even though tables of REV are missing (prints a warning)",
     )
+    add_create_reader(actions, common)

@@ -11,8 +11,10 @@ from typing import Any
 from ..tools import inspect
 from ..tools.search import search
 from ..tools.sql import sql
+from ._arguments import MAX_DAYS, MAX_INTEGER, integer, number, positive_int
 from ._command import add_command
-from ._output import cell, plural, print_json, print_line, print_table
+from ._output import StreamedRows, cell, print_json, print_line, print_table
+from ._sql_options import add_sql_limits
 from .metadata import metadata_pair
 
 _TEXT_WIDTH = 100
@@ -76,13 +78,16 @@ async def _search(args: argparse.Namespace) -> int:
 
 
 async def _sql(args: argparse.Namespace) -> int:
-    result = await sql(args.query, args.url)
-    if args.json:
-        print_json({"columns": result.columns, "rows": result.rows})
-        return 0
-    if result.columns:
-        print_table(result.columns, result.rows)
-    print_line(f"({plural(len(result.rows), 'row')})")
+    printer = StreamedRows(json_output=args.json)
+    result = await sql(
+        args.query,
+        args.url,
+        timeout=args.timeout,
+        max_rows=args.max_rows,
+        on_rows=printer.add,
+        unsafe_role=args.unsafe_role,
+    )
+    printer.finish(result.columns, result.row_count, truncated=result.truncated)
     return 0
 
 
@@ -134,9 +139,11 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
         help="only sessions whose metadata has KEY (with VALUE: JSON when it parses, else a "
         "string)",
     )
-    p.add_argument("--idle-days", type=float, metavar="N", help="only sessions idle >= N days")
+    p.add_argument(
+        "--idle-days", type=number(0, MAX_DAYS), metavar="N", help="only sessions idle >= N days"
+    )
     p.add_argument("--after", metavar="SESSION_ID", help="page cursor: ids after this one")
-    p.add_argument("--limit", type=int, default=50, help="page size (default 50)")
+    p.add_argument("--limit", type=positive_int, default=50, help="page size (default 50)")
     p = add_command(
         commands,
         common,
@@ -146,8 +153,10 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
         example_line="history-store show support-42 --last 2",
     )
     p.add_argument("session", help="the session id")
-    p.add_argument("--turn", type=int, metavar="N", help="only turn N")
-    p.add_argument("--last", type=int, metavar="K", help="only the last K turns")
+    p.add_argument("--turn", type=integer(0, MAX_INTEGER), metavar="N", help="only turn N")
+    p.add_argument(
+        "--last", type=integer(1, MAX_INTEGER), metavar="K", help="only the last K turns"
+    )
     p = add_command(
         commands,
         common,
@@ -158,7 +167,9 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     )
     p.add_argument("text", help="words that must all appear (whole words, any case)")
     p.add_argument("--session", help="search only this session")
-    p.add_argument("--limit", type=int, default=50, help="most matches to print (default 50)")
+    p.add_argument(
+        "--limit", type=positive_int, default=50, help="most matches to print (default 50)"
+    )
     p = add_command(
         commands,
         common,
@@ -169,6 +180,7 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
         'ORDER BY items DESC LIMIT 5"',
     )
     p.add_argument("query", help='a SELECT statement, e.g. "SELECT * FROM hs_session_summary"')
+    add_sql_limits(p)
     add_command(
         commands,
         common,

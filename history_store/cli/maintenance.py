@@ -6,6 +6,7 @@ import argparse
 from typing import Any
 
 from ..tools import maintenance
+from ._arguments import MAX_INTEGER, integer
 from ._command import add_command
 from ._output import plural, print_json, print_line
 from ._progress import ProgressBar
@@ -60,7 +61,9 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     )
     which = p.add_mutually_exclusive_group(required=True)
     which.add_argument("--older-than", metavar="AGE", help="delete sessions idle for AGE (30d)")
-    which.add_argument("--keep-last-turns", type=int, metavar="N", help="keep N turns each")
+    which.add_argument(
+        "--keep-last-turns", type=integer(0, MAX_INTEGER), metavar="N", help="keep N turns each"
+    )
     p.add_argument(
         "--session",
         action="append",

@@ -14,6 +14,7 @@ from typing import Any
 from ..tools.copy import copy_database
 from ..tools.sdk_export import export_to_sdk
 from ..tools.sdk_import import SdkImportReport, migrate_from_sdk, source_url
+from ._arguments import positive_int
 from ._command import add_command
 from ._output import print_json, print_line
 from ._progress import ProgressBar
@@ -118,7 +119,7 @@ def _sdk_table_options(parser: argparse.ArgumentParser) -> None:
         default="skip",
         help="a session already at the destination: leave it and say so (default), or fail",
     )
-    parser.add_argument("--batch-size", type=int, default=1000, metavar="N")
+    parser.add_argument("--batch-size", type=positive_int, default=1000, metavar="N")
 
 
 def _migrate_option(parser: argparse.ArgumentParser) -> None:
@@ -180,5 +181,5 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     )
     copy.add_argument("source", metavar="SRC_URL")
     copy.add_argument("destination", metavar="DST_URL")
-    copy.add_argument("--batch-size", type=int, default=1000, metavar="N")
+    copy.add_argument("--batch-size", type=positive_int, default=1000, metavar="N")
     _migrate_option(copy)

@@ -3,41 +3,27 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-from pathlib import Path
 from typing import Any
 
 from ..tools import transfer
+from ..tools._import_parse import DEFAULT_MAX_LINE_LENGTH
+from ..tools._import_write import ON_CONFLICT_CHOICES
+from ._arguments import positive_int
 from ._command import add_command
 from ._output import plural, print_json, print_line
 from ._progress import ProgressBar
 
 
-async def _export_to_file(args: argparse.Namespace, bar: ProgressBar) -> transfer.TransferSummary:
-    # Written beside the target and renamed at the end, so a failed export never leaves a
-    # truncated file where a good one is expected.
-    target = Path(args.output)
-    partial = target.with_name(target.name + ".partial")
-    try:
-        with partial.open("w", encoding="utf-8") as out:
-            summary = await transfer.export(
-                out, args.url, session_ids=args.sessions or None, progress=bar
-            )
-        os.replace(partial, target)
-    finally:
-        partial.unlink(missing_ok=True)
-    return summary
-
-
 async def _export(args: argparse.Namespace) -> int:
     with ProgressBar("exporting") as bar:
-        if args.output:
-            summary = await _export_to_file(args, bar)
-        else:
-            summary = await transfer.export(
-                sys.stdout, args.url, session_ids=args.sessions or None, progress=bar
-            )
+        summary = await transfer.export(
+            args.output or sys.stdout,
+            args.url,
+            session_ids=args.sessions or None,
+            progress=bar,
+            force=args.force,
+        )
     # The export itself may be on stdout: the summary goes to stderr.
     if args.json:
         print_json(summary, file=sys.stderr)
@@ -50,13 +36,20 @@ async def _export(args: argparse.Namespace) -> int:
 async def _import(args: argparse.Namespace) -> int:
     with ProgressBar("importing") as bar:
         source = sys.stdin if args.file == "-" else args.file
-        summary = await transfer.import_(source, args.url, progress=bar)
+        summary = await transfer.import_(
+            source,
+            args.url,
+            progress=bar,
+            on_conflict=args.on_conflict,
+            max_line_length=args.max_line_length,
+        )
     if args.json:
         print_json(summary)
-    else:
-        print_line(
-            f"imported {plural(summary.sessions, 'session')}, {plural(summary.items, 'item')}"
-        )
+        return 0
+    done = f"imported {plural(summary.sessions, 'session')}, {plural(summary.items, 'item')}"
+    if summary.skipped:
+        done += f"; skipped {plural(summary.skipped, 'conflicting session')}"
+    print_line(done)
     return 0
 
 
@@ -71,7 +64,10 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
         example_line="history-store export support-42 sales-1 -o backup.jsonl",
     )
     p.add_argument("sessions", nargs="*", metavar="SESSION", help="sessions (default: all)")
-    p.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of stdout")
+    p.add_argument(
+        "-o", "--output", metavar="FILE", help="write to FILE (mode 0600) instead of stdout"
+    )
+    p.add_argument("--force", action="store_true", help="replace FILE if it exists")
     p = add_command(
         commands,
         common,
@@ -81,3 +77,17 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
         example_line="history-store --url postgresql://app@db/app import backup.jsonl",
     )
     p.add_argument("file", help="the JSONL file written by export ('-' reads stdin)")
+    p.add_argument(
+        "--on-conflict",
+        choices=ON_CONFLICT_CHOICES,
+        default="error",
+        help="a stored session whose history is not the start of the file's: stop with an "
+        "error (default), skip it, or replace it with the file's",
+    )
+    p.add_argument(
+        "--max-line-length",
+        type=positive_int,
+        default=DEFAULT_MAX_LINE_LENGTH,
+        metavar="N",
+        help=f"longest line accepted, in characters (default {DEFAULT_MAX_LINE_LENGTH})",
+    )

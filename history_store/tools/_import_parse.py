@@ -8,16 +8,24 @@ a truncated or damaged file never stores half a session.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, TextIO
 
 from .._items import encode_items, validate_session_id
 from ..errors import HistoryStoreError, ImportFormatError
 
 EXPORT_FORMAT = "history_store.export"
 EXPORT_VERSION = 1
+
+DEFAULT_MAX_LINE_LENGTH = 64 * 1024 * 1024
+"""Characters a line of an export file may hold (``import_(max_line_length=...)``,
+``--max-line-length``): a line is read whole before it is parsed, so this bounds memory."""
+
+# The columns' ranges (BIGINT seq and last_seq, INTEGER turns and counts).
+_MAX_BIGINT = 2**63 - 1
+_MAX_INTEGER = 2**31 - 1
 
 
 @dataclass
@@ -50,6 +58,14 @@ def _get(document: dict[str, Any], key: str, kind: type | tuple[type, ...], line
     return value
 
 
+def _number(document: dict[str, Any], key: str, line: int, low: int, high: int) -> int:
+    """An integer field within ``low..high`` (the range its column can store)."""
+    value: int = _get(document, key, int, line)
+    if not low <= value <= high:
+        raise fail(line, f"{key!r} is {value}, outside {low}..{high}")
+    return value
+
+
 def _timestamp(document: dict[str, Any], key: str, line: int) -> datetime:
     raw = _get(document, key, str, line)
     try:
@@ -73,9 +89,9 @@ def parse_session(document: Any, line: int) -> PendingSession:
         created_at=_timestamp(document, "created_at", line),
         updated_at=_timestamp(document, "updated_at", line),
         metadata=document.get("metadata"),
-        declared_items=_get(document, "items", int, line),
-        turns=_get(document, "turns", int, line),
-        last_seq=_get(document, "last_seq", int, line),
+        declared_items=_number(document, "items", line, 0, _MAX_INTEGER),
+        turns=_number(document, "turns", line, 0, _MAX_INTEGER),
+        last_seq=_number(document, "last_seq", line, 0, _MAX_BIGINT),
     )
 
 
@@ -83,8 +99,8 @@ def parse_item(document: dict[str, Any], session: PendingSession, line: int) -> 
     """An item line as an ``hs_items`` row, its derived columns computed as on insert."""
     row: dict[str, Any] = {
         "session_id": session.session_id,
-        "seq": _get(document, "seq", int, line),
-        "turn": _get(document, "turn", int, line),
+        "seq": _number(document, "seq", line, 1, _MAX_BIGINT),
+        "turn": _number(document, "turn", line, 0, _MAX_INTEGER),
         "created_at": _timestamp(document, "created_at", line),
     }
     if "item" in document:
@@ -124,17 +140,36 @@ def parse_header(line: int, document: Any) -> None:
             f"line {line}: not a history_store export (the first line must be "
             f'{{"format": "{EXPORT_FORMAT}", "version": {EXPORT_VERSION}}}); nothing was imported'
         )
-    if document.get("version") != EXPORT_VERSION:
+    version = document.get("version")
+    # 1.0 and true compare equal to 1 in Python; the format says the integer 1.
+    if type(version) is not int or version != EXPORT_VERSION:
         raise ImportFormatError(
-            f"export format version {document.get('version')!r} is not supported: this "
+            f"export format version {version!r} is not supported: this "
             f"history_store reads version {EXPORT_VERSION}. Upgrade history_store to import "
             "this file; nothing was imported."
         )
 
 
-def documents(lines: Iterable[str]) -> Iterable[tuple[int, Any]]:
-    """``(line number, parsed JSON)`` for every non-blank line; NaN and Infinity refused."""
-    iterator = iter(lines)
+def _lines(stream: TextIO, max_line_length: int) -> Iterator[str]:
+    """The stream's lines, each read with a bound: a longer line raises
+    :class:`_LineTooLong` instead of being held in memory whole."""
+    while True:
+        text = stream.readline(max_line_length + 1)
+        if not text:
+            return
+        if len(text) > max_line_length:
+            raise _LineTooLong
+        yield text
+
+
+class _LineTooLong(Exception):
+    pass
+
+
+def documents(stream: TextIO, max_line_length: int) -> Iterable[tuple[int, Any]]:
+    """``(line number, parsed JSON)`` for every non-blank line; NaN and Infinity refused,
+    and lines longer than ``max_line_length`` characters."""
+    iterator = _lines(stream, max_line_length)
     number = 0
     while True:
         number += 1
@@ -142,6 +177,12 @@ def documents(lines: Iterable[str]) -> Iterable[tuple[int, Any]]:
             text = next(iterator)
         except StopIteration:
             return
+        except _LineTooLong:
+            raise fail(
+                number,
+                f"the line is longer than {max_line_length} characters (the limit; raise it "
+                "with --max-line-length, max_line_length=)",
+            ) from None
         except UnicodeDecodeError as exc:
             # Text is decoded in blocks, so the bad byte is on this line or a later one.
             raise fail(number, f"the file is not UTF-8 text here or below ({exc.reason})") from exc
@@ -149,6 +190,8 @@ def documents(lines: Iterable[str]) -> Iterable[tuple[int, Any]]:
             continue
         try:
             yield number, json.loads(text, parse_constant=_reject_constant)
+        except RecursionError:
+            raise fail(number, "the JSON is nested too deeply to read") from None
         except ValueError as exc:
             raise fail(number, f"not valid JSON ({exc})") from exc
 

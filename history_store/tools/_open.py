@@ -29,11 +29,13 @@ from .._engine import (
     make_engine,
     redact,
     resolve_url,
+    sqlite_file_error,
     sqlite_path,
     unavailable,
     write_transaction,
 )
-from ..errors import DatabaseNotFoundError, DatabaseUnavailableError
+from .._sqlite_files import sqlite_file_signature
+from ..errors import DatabaseBusyError, DatabaseNotFoundError, DatabaseUnavailableError
 from ..schema import current_revision_sync, head_revision, out_of_date
 from ..store import HistoryStore
 
@@ -66,12 +68,21 @@ async def reading(database: Database, *, schema: bool = True) -> AsyncIterator[A
             return
     url = database_url(database)
     engine = make_engine(url, read_only=True)
+    immutable = engine.url.query.get("immutable") == "1"
+    path = sqlite_path(url) if immutable else None
+    before = sqlite_file_signature(path) if path is not None else None
     try:
         if schema:
             await _require_head(engine, url)
         yield engine
     finally:
         await engine.dispose()
+    if path is not None and sqlite_file_signature(path) != before:
+        raise DatabaseBusyError(
+            f"{redact(url)} was written while this command read it without taking locks "
+            "(it is another user's file, and taking them would have left files its owner "
+            "cannot use), so what was read may be inconsistent. Run the command again."
+        )
 
 
 def _in_memory(url: URL) -> bool:
@@ -126,8 +137,15 @@ async def in_transaction(
     what: str,
     operation: Callable[[AsyncConnection], Awaitable[_T]],
 ) -> _T:
-    """Run ``operation`` in one write transaction of ``store``, retried on lock errors."""
-    return await write_transaction(await store.engine(), what, operation)
+    """Run ``operation`` in one write transaction of ``store``, retried on lock errors; a full
+    disk or an unwritable SQLite file raises the precise error naming it."""
+    try:
+        return await write_transaction(await store.engine(), what, operation)
+    except (OSError, DBAPIError) as exc:
+        precise = sqlite_file_error(store.sqlalchemy_url, exc)
+        if precise is None:
+            raise
+        raise precise from exc
 
 
 def chunks(values: list[Any], size: int) -> list[list[Any]]:

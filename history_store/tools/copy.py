@@ -2,12 +2,15 @@
 
 The copy is streamed, resumable and verified:
 
-* items move per session in batches keyed by ``(session_id, seq)`` (keyset pages, one
-  destination transaction per batch), so memory stays flat whatever the history's size;
-* a re-run skips sessions the destination already holds identically, and continues a
-  partly copied session after its last copied ``seq``;
-* each session ends verified: the destination's item count and checksum must equal the
-  source's, else :class:`CopyVerificationError`.
+* items move per session in batches keyed by ``(session_id, seq)`` (keyset pages), all of
+  one session in one destination transaction with its counters written last, so memory
+  stays flat whatever the history's size and nobody sees a session half copied;
+* a re-run skips sessions the destination already holds identically, copies again a
+  session an interruption rolled back, and extends a destination session that is a prefix
+  of the source's (the source grew since) after its last ``seq``;
+* each session is verified before it commits: the destination's item count and checksum
+  must equal the source's, else :class:`CopyVerificationError` and the session is rolled
+  back.
 
 The checksum of a session is SHA-256 over ``"<seq>\\t<item JSON text>\\n"`` for each item in
 ``seq`` order (UTF-8): equal checksums mean the same items, byte for byte, at the same seqs.
@@ -24,7 +27,7 @@ from sqlalchemy import JSON, Column, func, null, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from .. import tables
-from .._engine import WRITE_OPTIONS, redact
+from .._engine import in_write_transaction, redact
 from ..errors import (
     ConfigurationError,
     CopyConflictError,
@@ -146,12 +149,6 @@ class _Copier:
     batch_size: int
     tally: Tally
 
-    async def _write(self, operation: Any) -> Any:
-        async with self.dst.connect() as connection:
-            await connection.execution_options(**WRITE_OPTIONS)
-            async with connection.begin():
-                return await operation(connection)
-
     async def _session_row(self, session_id: str) -> dict[str, Any]:
         columns = _copied_columns(_sessions)
         row = (
@@ -163,16 +160,10 @@ class _Copier:
             values[col.name] = null() if value is None and isinstance(col.type, JSON) else value
         return {name: _portable(value) for name, value in values.items()}
 
-    async def _destination_prefix(self, session_id: str) -> tuple[bool, _Digest]:
-        async with self.dst.connect() as connection:
-            exists = await connection.scalar(
-                select(func.count()).where(_sessions.c.session_id == session_id)
-            )
-            digest = _Digest()
-            await _digest_range(connection, session_id, digest, batch_size=self.batch_size)
-        return bool(exists), digest
-
-    async def _copy_tail(self, session_id: str, after: int, src_digest: _Digest) -> int:
+    async def _copy_tail(
+        self, dst: AsyncConnection, session_id: str, after: int, src_digest: _Digest
+    ) -> int:
+        """Insert the source's items after seq ``after`` on ``dst``, a page at a time."""
         columns = _copied_columns(_items)
         seq_at = columns.index(_items.c.seq)
         item_at = columns.index(_items.c.item)
@@ -191,11 +182,7 @@ class _Copier:
                     {col.name: _portable(value) for col, value in zip(columns, row, strict=True)}
                     for row in page
                 ]
-
-                async def insert(connection: AsyncConnection, rows: Any = rows) -> None:
-                    await connection.execute(_items.insert(), rows)
-
-                await self._write(insert)
+                await dst.execute(_items.insert(), rows)
                 for row in page:
                     src_digest.add(row[seq_at], row[item_at])
                 copied += len(page)
@@ -221,39 +208,45 @@ class _Copier:
         return src_digest
 
     async def copy_session(self, session_id: str, report: CopyReport) -> None:
-        """Copy (or resume, or confirm) one session, then verify it."""
+        """Copy (or extend, or confirm) one session in one destination transaction, then
+        verify it there before committing.
+
+        Its rows go in pages inside that transaction and its counters last, so memory stays
+        flat and no reader or writer of the destination ever sees the session half copied:
+        an interrupted copy rolls the session back, and the next run copies it whole.
+        """
         values = await self._session_row(session_id)
-        exists, dst_digest = await self._destination_prefix(session_id)
-        src_digest = await self._source_prefix(session_id, dst_digest)
-        if not exists:
-            counters = {"item_count": 0, "turn_count": 0, "last_seq": 0}
 
-            async def create(connection: AsyncConnection) -> None:
-                await connection.execute(_sessions.insert().values({**values, **counters}))
-
-            await self._write(create)
-        copied = await self._copy_tail(session_id, dst_digest.last_seq, src_digest)
-        if copied:
-            # Read back what was written, continuing the destination's running checksum.
-            async with self.dst.connect() as connection:
+        async def copy(dst: AsyncConnection) -> tuple[int, _Digest, _Digest]:
+            exists = await dst.scalar(
+                select(func.count()).where(_sessions.c.session_id == session_id)
+            )
+            dst_digest = _Digest()
+            await _digest_range(dst, session_id, dst_digest, batch_size=self.batch_size)
+            src_digest = await self._source_prefix(session_id, dst_digest)
+            if not exists:
+                counters = {"item_count": 0, "turn_count": 0, "last_seq": 0}
+                await dst.execute(_sessions.insert().values({**values, **counters}))
+            copied = await self._copy_tail(dst, session_id, dst_digest.last_seq, src_digest)
+            if copied:
+                # Read back what was written, continuing the destination's running checksum.
                 await _digest_range(
-                    connection, session_id, dst_digest, after=dst_digest.last_seq,
+                    dst, session_id, dst_digest, after=dst_digest.last_seq,
                     batch_size=self.batch_size,
                 )  # fmt: skip
-
-        async def finish(connection: AsyncConnection) -> None:
-            # Counters and timestamps last: until here a reader sees a session still filling.
-            await connection.execute(
+            if src_digest.result() != dst_digest.result():
+                raise CopyVerificationError(
+                    f"session {session_id!r} differs after copying: source "
+                    f"{src_digest.result()}, destination {dst_digest.result()}. Was either "
+                    "database written during the copy? Re-run the copy once writers have "
+                    "stopped; nothing of this session was committed."
+                )
+            await dst.execute(
                 update(_sessions).where(_sessions.c.session_id == session_id).values(values)
             )
+            return copied, src_digest, dst_digest
 
-        await self._write(finish)
-        if src_digest.result() != dst_digest.result():
-            raise CopyVerificationError(
-                f"session {session_id!r} differs after copying: source {src_digest.result()}, "
-                f"destination {dst_digest.result()}. Was either database written during the "
-                "copy? Re-run the copy once writers have stopped."
-            )
+        copied, src_digest, dst_digest = await in_write_transaction(self.dst, copy)
         report.sessions += 1
         report.items_total += src_digest.count
         report.items_copied += copied

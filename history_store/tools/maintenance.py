@@ -29,6 +29,8 @@ _items = tables.items
 _sessions = tables.sessions
 _BATCH = 200
 _AGE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
+# Far enough back for any history, near enough that ``now - age`` is still a datetime.
+_MAX_AGE = timedelta(days=3_650_000)
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
 
@@ -50,7 +52,13 @@ def parse_age(text: str) -> timedelta:
         raise InvalidArgumentError(
             f"cannot read the age {text!r}: use a number and a unit, e.g. 30d, 12h, 2w, 90m"
         )
-    return timedelta(**{_UNITS[match.group(2)]: float(match.group(1))})
+    try:
+        age = timedelta(**{_UNITS[match.group(2)]: float(match.group(1))})
+    except OverflowError:
+        age = _MAX_AGE + _MAX_AGE
+    if age > _MAX_AGE:
+        raise InvalidArgumentError(f"the age {text!r} is more than {_MAX_AGE.days} days")
+    return age
 
 
 async def _locked_sessions(connection: AsyncConnection, where: Any) -> list[Any]:
@@ -68,9 +76,20 @@ async def _vacuum(store: HistoryStore) -> None:
         # VACUUM cannot run inside a transaction.
         await connection.execution_options(history_store_begin="AUTOCOMMIT")
         await connection.exec_driver_sql("VACUUM")
-        # The FTS index is keyed on hs_items' rowid, which VACUUM is allowed to renumber.
+    await _rebuild_search_index(store)
+
+
+async def _rebuild_search_index(store: HistoryStore) -> None:
+    """The FTS index is keyed on hs_items' rowid, which VACUUM is allowed to renumber: empty
+    the queue and rebuild the index from the rows, in one write transaction. As two
+    statements, a row another writer queued between them was indexed by the rebuild and
+    again from the queue, and FTS5 called the database malformed (reliability issue 15.3)."""
+
+    async def rebuild(connection: AsyncConnection) -> None:
         for statement in search_index.REBUILD:
             await connection.exec_driver_sql(statement)
+
+    await in_transaction(store, "prune", rebuild)
 
 
 def _no_such_sessions(missing: list[str], done: str) -> SessionNotFoundError:

@@ -11,40 +11,42 @@ The format (documented in ``docs/cli.md``), one JSON document per line::
 
 An item whose stored JSON is corrupt is exported as ``"item_raw": "<stored text>"`` so nothing
 is lost. Import is idempotent (rows are keyed on session id + seq; rows already present are
-kept as they are) and all-or-nothing per session (a session is written only after its every
-line has been read and checked, and never split across transactions).
+kept as they are), refuses to splice a stored session that is not the start of the file's
+(``_import_write``), reads lines with a length cap (``_import_parse``), and is
+all-or-nothing per session (a session is written only after its every line has been read
+and checked, and never split across transactions).
 """
 
 from __future__ import annotations
 
 import os
 from collections import deque
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TextIO
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncResult
 
 from .. import tables
 from .._items import dump_item, load_item
 from .._time import as_utc
 from ..errors import ImportFormatError, InvalidArgumentError, SessionNotFoundError
-from ..store import HistoryStore
 from ._import_parse import (
+    DEFAULT_MAX_LINE_LENGTH,
     EXPORT_FORMAT,
     EXPORT_VERSION,
     PendingSession,
-    check_complete,
     documents,
     fail,
     parse_header,
     parse_item,
     parse_session,
 )
-from ._open import Database, chunks, in_transaction, reading, writing
+from ._import_write import Importer, OnConflict
+from ._open import Database, reading, writing
+from ._private_file import private_output
 from ._progress import Progress
 
 __all__ = ["EXPORT_FORMAT", "EXPORT_VERSION", "TransferSummary", "export", "import_"]
@@ -52,19 +54,18 @@ __all__ = ["EXPORT_FORMAT", "EXPORT_VERSION", "TransferSummary", "export", "impo
 
 _items = tables.items
 _sessions = tables.sessions
-_INSERT_CHUNK = 500
-# An import transaction holds at most about this many items or sessions.
-_BATCH_ITEMS = 2000
-_BATCH_SESSIONS = 200
 _EXPORT_PARTITION = 1000
 
 
 @dataclass(frozen=True)
 class TransferSummary:
-    """How many sessions and items an export wrote or an import read."""
+    """How many sessions and items an export wrote, or an import wrote and actually inserted
+    (items already stored are not counted); ``skipped``: conflicting sessions an import left
+    alone (``on_conflict="skip"``)."""
 
     sessions: int
     items: int
+    skipped: int = 0
 
 
 def _line(document: Any) -> str:
@@ -165,18 +166,36 @@ async def _item_cursor(
 
 
 async def export(
-    out: TextIO,
+    out: TextIO | str | os.PathLike[str],
     url: Database = None,
     *,
     session_ids: Sequence[str] | None = None,
     progress: Progress | None = None,
+    force: bool = False,
 ) -> TransferSummary:
     """Write the sessions (all, or ``session_ids``) to ``out`` as export JSONL.
+
+    ``out`` is an open text stream, or a path. A path is written the safe way
+    (``_private_file``): a new owner-only (0600) file beside it, never opened through a
+    link, renamed into place only once the export is complete. An existing file at that
+    path raises :class:`OutputExistsError` and is left alone, unless ``force=True``.
 
     The database is opened read-only and read in one transaction, so the file is a consistent
     snapshot. Raises :class:`SessionNotFoundError` (before writing anything) when a named
     session does not exist.
     """
+    if isinstance(out, (str, os.PathLike)):
+        with private_output(out, replace=force) as stream:
+            return await _export_stream(stream, url, session_ids, progress)
+    return await _export_stream(out, url, session_ids, progress)
+
+
+async def _export_stream(
+    out: TextIO,
+    url: Database,
+    session_ids: Sequence[str] | None,
+    progress: Progress | None,
+) -> TransferSummary:
     async with reading(url) as engine, engine.connect() as connection:
         if connection.dialect.name == "postgresql":
             await connection.execution_options(isolation_level="REPEATABLE READ")
@@ -197,60 +216,10 @@ async def export(
     return TransferSummary(sessions=len(sessions), items=done)
 
 
-def _upsert(dialect: str, session: PendingSession) -> Any:
-    insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(_sessions)
-    statement = insert.values(
-        session_id=session.session_id,
-        created_at=session.created_at,
-        updated_at=session.updated_at,
-        metadata=sa.null() if session.metadata is None else session.metadata,
-        item_count=0,
-        turn_count=0,
-        last_seq=0,
-    )
-    # A no-op update still takes the row lock, so live writers of this session wait for us,
-    # and RETURNING hands back the row as it was.
-    return statement.on_conflict_do_update(
-        index_elements=[_sessions.c.session_id],
-        set_={"updated_at": _sessions.c.updated_at},
-    ).returning(
-        _sessions.c.created_at,
-        _sessions.c.updated_at,
-        _sessions.c.last_seq,
-        _sessions.c.turn_count,
-    )
-
-
-async def _write_session(connection: AsyncConnection, session: PendingSession) -> None:
-    dialect = connection.dialect.name
-    existing = (await connection.execute(_upsert(dialect, session))).one()
-    where = _sessions.c.session_id == session.session_id
-    insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(_items)
-    statement = insert.on_conflict_do_nothing(index_elements=[_items.c.session_id, _items.c.seq])
-    for rows in chunks(session.rows, _INSERT_CHUNK):
-        await connection.execute(statement, rows)
-    count, max_seq, max_turn = (
-        await connection.execute(
-            sa.select(sa.func.count(), sa.func.max(_items.c.seq), sa.func.max(_items.c.turn)).where(
-                _items.c.session_id == session.session_id
-            )
-        )
-    ).one()
-    values: dict[str, Any] = {
-        "item_count": count,
-        "last_seq": max(existing.last_seq, session.last_seq, max_seq or 0),
-        "turn_count": max(existing.turn_count, session.turns, max_turn or 0),
-        "created_at": min(as_utc(existing.created_at), session.created_at),
-        "updated_at": max(as_utc(existing.updated_at), session.updated_at),
-    }
-    if session.metadata is not None:
-        values["metadata"] = session.metadata
-    await connection.execute(sa.update(_sessions).where(where).values(values))
-
-
 def _count_lines(path: str | os.PathLike[str]) -> int:
+    # In blocks: iterating lines would hold a whole newline-free file in memory.
     with open(path, "rb") as handle:
-        return sum(1 for _ in handle)
+        return sum(block.count(b"\n") for block in iter(lambda: handle.read(1 << 20), b""))
 
 
 async def import_(
@@ -258,6 +227,8 @@ async def import_(
     url: Database = None,
     *,
     progress: Progress | None = None,
+    on_conflict: OnConflict = "error",
+    max_line_length: int = DEFAULT_MAX_LINE_LENGTH,
 ) -> TransferSummary:
     """Import an export file (a path, or an open text stream) into the database at ``url``.
 
@@ -265,9 +236,19 @@ async def import_(
     the same rows. All-or-nothing per session: a bad line raises :class:`ImportFormatError`
     naming it, and leaves the sessions before it imported and its own session untouched.
     Counters (item_count, turn_count, last_seq) are recomputed, so sessions keep working.
+
+    A session already stored with a history that is not the start of the file's is a
+    conflict (``_import_write``): ``on_conflict="error"`` raises
+    :class:`ImportConflictError` and leaves it untouched, ``"skip"`` leaves it and counts it
+    in ``skipped``, ``"replace"`` replaces it with the file's. A line longer than
+    ``max_line_length`` characters (default 64 Mi) is refused with
+    :class:`ImportFormatError` naming it, so memory stays bounded whatever the input.
     """
+    if max_line_length < 1:
+        raise InvalidArgumentError(f"max_line_length must be >= 1, not {max_line_length}")
+    options = _ImportOptions(progress, on_conflict, max_line_length)
     if not isinstance(source, (str, os.PathLike)):
-        return await _import_lines(source, url, progress, None)
+        return await _import_lines(source, url, options, None)
     try:
         total: int | None = max(_count_lines(source) - 1, 0)
         handle = open(source, encoding="utf-8")  # noqa: SIM115 (closed below)
@@ -276,79 +257,92 @@ async def import_(
             f"cannot read the export file {os.fspath(source)!r}: {exc.strerror}; check the path"
         ) from exc
     with handle:
-        return await _import_lines(handle, url, progress, total)
+        return await _import_lines(handle, url, options, total)
 
 
-class _Importer:
-    """Writes checked sessions in batches, one transaction per batch: each session is stored
-    whole or not at all, and small sessions do not each pay for a commit."""
-
-    def __init__(self, store: HistoryStore) -> None:
-        self.store = store
-        self.batch: list[PendingSession] = []
-        self.sessions = 0
-        self.items = 0
-
-    async def add(self, session: PendingSession) -> None:
-        check_complete(session)
-        self.batch.append(session)
-        pending_items = sum(len(pending.rows) for pending in self.batch)
-        if pending_items >= _BATCH_ITEMS or len(self.batch) >= _BATCH_SESSIONS:
-            await self.flush()
-
-    async def flush(self) -> None:
-        batch, self.batch = self.batch, []
-        if not batch:
-            return
-
-        async def write(connection: AsyncConnection) -> None:
-            for session in batch:
-                await _write_session(connection, session)
-
-        await in_transaction(self.store, "import", write)
-        self.sessions += len(batch)
-        self.items += sum(len(session.rows) for session in batch)
+@dataclass(frozen=True)
+class _ImportOptions:
+    progress: Progress | None
+    on_conflict: OnConflict
+    max_line_length: int
 
 
 async def _read_sessions(
     parsed: Iterator[tuple[int, Any]],
-    importer: _Importer,
+    importer: Importer,
     progress: Progress | None,
     total: int | None,
 ) -> None:
-    pending: PendingSession | None = None
-    for done, (line, document) in enumerate(parsed, start=1):
+    reader = _SessionReader()
+    try:
+        for done, (line, document) in enumerate(parsed, start=1):
+            complete = reader.take(line, document)
+            if complete is not None:
+                await importer.add(complete)
+            if progress is not None:
+                progress(done, total)
+    except ImportFormatError:
+        # A line that could not be read at all (too long, not JSON) after a session that has
+        # every item it declares starts the next session: the complete one is imported.
+        if reader.unreadable_line and reader.pending_is_complete():
+            assert reader.pending is not None
+            await importer.add(reader.pending)
+        raise
+    if reader.pending is not None:
+        await importer.add(reader.pending)
+
+
+class _SessionReader:
+    """Groups parsed lines into sessions; each session line hands back the one before it."""
+
+    def __init__(self) -> None:
+        self.pending: PendingSession | None = None
+        self.first_lines: dict[str, int] = {}
+        self.unreadable_line = True  # until a line parses, an error is the reader's
+
+    def pending_is_complete(self) -> bool:
+        return self.pending is not None and len(self.pending.rows) == self.pending.declared_items
+
+    def take(self, line: int, document: Any) -> PendingSession | None:
+        self.unreadable_line = False
+        try:
+            return self._take(line, document)
+        finally:
+            self.unreadable_line = True
+
+    def _take(self, line: int, document: Any) -> PendingSession | None:
         if isinstance(document, dict) and "session" in document:
-            if pending is not None:
-                await importer.add(pending)
-            pending = parse_session(document["session"], line)
-        elif isinstance(document, dict) and ("item" in document or "item_raw" in document):
-            if pending is None:
+            session = parse_session(document["session"], line)
+            first = self.first_lines.setdefault(session.session_id, line)
+            if first != line:
+                problem = f"session {session.session_id!r} is listed twice (first on line {first})"
+                raise fail(line, problem)
+            complete, self.pending = self.pending, session
+            return complete
+        if isinstance(document, dict) and ("item" in document or "item_raw" in document):
+            if self.pending is None:
                 raise fail(line, "an item comes before any session line")
-            pending.rows.append(parse_item(document, pending, line))
-        else:
-            raise fail(line, "expected a 'session' line or an item line")
-        if progress is not None:
-            progress(done, total)
-    if pending is not None:
-        await importer.add(pending)
+            self.pending.rows.append(parse_item(document, self.pending, line))
+            return None
+        raise fail(line, "expected a 'session' line or an item line")
 
 
 async def _import_lines(
-    lines: Iterable[str], url: Database, progress: Progress | None, total: int | None
+    stream: TextIO, url: Database, options: _ImportOptions, total: int | None
 ) -> TransferSummary:
-    parsed = iter(documents(lines))
+    parsed = iter(documents(stream, options.max_line_length))
     first = next(parsed, None)
     if first is None:
         raise ImportFormatError("the file is empty; expected a history_store export")
     parse_header(*first)
     async with writing(url) as store:
-        importer = _Importer(store)
+        importer = Importer(store, options.on_conflict)
         try:
-            await _read_sessions(parsed, importer, progress, total)
+            await _read_sessions(parsed, importer, options.progress, total)
         except ImportFormatError:
             # The sessions completed before the bad line are imported, as the error says.
             await importer.flush()
             raise
         await importer.flush()
-    return TransferSummary(sessions=importer.sessions, items=importer.items)
+    counts = importer.counts
+    return TransferSummary(sessions=counts.sessions, items=counts.items, skipped=counts.skipped)

@@ -2,7 +2,10 @@
 tables (one executemany or COPY in one transaction), never through ``add_items``.
 
 Each implementation first creates its own tables by being used once, so the rows land in the
-exact schema it reads.
+exact schema it reads. history_store's rows carry what ``add_items`` would have written: each
+item's token count (``hs_items.tokens``, by the default counter) and the session's running
+total through it (``hs_items.cumulative_tokens``, and ``hs_sessions.cumulative_tokens``), which
+a token budget's window is found by.
 """
 
 from __future__ import annotations
@@ -27,11 +30,27 @@ _POOL_JSON = [json.dumps(item) for item in _POOL]
 _POOL_ENCODED = encode_items(_POOL)
 
 
+_OURS_COLUMNS = (
+    "session_id",
+    "seq",
+    "turn",
+    "role",
+    "item_type",
+    "text",
+    "item",
+    "created_at",
+    "tokens",
+    "cumulative_tokens",
+)
+
+
 def _ours_rows(session_id: str, count: int, now: Any) -> Iterator[tuple[Any, ...]]:
-    turn = 0
+    """Rows in :data:`_OURS_COLUMNS` order."""
+    turn, total = 0, 0
     for index in range(count):
         encoded = _POOL_ENCODED[index % len(_POOL_ENCODED)]
         turn += encoded.starts_turn
+        total += encoded.tokens
         yield (
             session_id,
             index + 1,
@@ -41,11 +60,21 @@ def _ours_rows(session_id: str, count: int, now: Any) -> Iterator[tuple[Any, ...
             encoded.text,
             encoded.item_json,
             now,
+            encoded.tokens,
+            total,
         )
 
 
 def _turns(count: int) -> int:
     return sum(_POOL_ENCODED[i % len(_POOL_ENCODED)].starts_turn for i in range(count))
+
+
+def _total_tokens(count: int) -> int:
+    """``hs_sessions.cumulative_tokens`` of a session of ``count`` pool items."""
+    pool = len(_POOL_ENCODED)
+    whole, rest = divmod(count, pool)
+    per_pool = sum(encoded.tokens for encoded in _POOL_ENCODED)
+    return whole * per_pool + sum(encoded.tokens for encoded in _POOL_ENCODED[:rest])
 
 
 async def create_tables(name: str, path: Path, session_id: str) -> None:
@@ -61,12 +90,12 @@ def _fill_ours(db: sqlite3.Connection, session_id: str, count: int) -> None:
     now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")
     db.execute(
         "INSERT INTO hs_sessions (session_id, created_at, updated_at, item_count, turn_count, "
-        "last_seq) VALUES (?, ?, ?, ?, ?, ?)",
-        (session_id, now, now, count, _turns(count), count),
+        "last_seq, cumulative_tokens) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (session_id, now, now, count, _turns(count), count, _total_tokens(count)),
     )
     db.executemany(
-        "INSERT INTO hs_items (session_id, seq, turn, role, item_type, text, item, created_at) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO hs_items (session_id, seq, turn, role, item_type, text, item, created_at, "
+        "tokens, cumulative_tokens) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         _ours_rows(session_id, count, now),
     )
 
@@ -159,19 +188,19 @@ async def fill_pg(name: str, url: str, session_id: str, count: int) -> None:
                 now = datetime.now(timezone.utc)
                 await connection.execute(
                     "INSERT INTO hs_sessions (session_id, created_at, updated_at, item_count, "
-                    "turn_count, last_seq) VALUES ($1, $2, $2, $3, $4, $5)",
+                    "turn_count, last_seq, cumulative_tokens) "
+                    "VALUES ($1, $2, $2, $3, $4, $5, $6)",
                     session_id,
                     now,
                     count,
                     _turns(count),
                     count,
+                    _total_tokens(count),
                 )
-                columns = ["session_id", "seq", "turn", "role", "item_type", "text", "item"]
-                records = [row[:7] for row in _ours_rows(session_id, count, now)]
                 await connection.copy_records_to_table(
                     "hs_items",
-                    records=[(*r, now) for r in records],
-                    columns=[*columns, "created_at"],
+                    records=_ours_rows(session_id, count, now),
+                    columns=list(_OURS_COLUMNS),
                 )
             elif name == "raw_asyncpg":
                 await connection.copy_records_to_table(

@@ -7,8 +7,13 @@ SQLite or PostgreSQL and hands it back through the SDK's ``Session`` protocol.
 import dataclasses as _dataclasses
 import typing as _typing
 
+from ._window import Window
+from .backends.base import Summary
+from .budget.context import ContextBudget
+from .budget.tokens import TokenCounter
 from .errors import (
     ConfigurationError,
+    ContextBudgetExceededError,
     CopyConflictError,
     CopyVerificationError,
     DatabaseBusyError,
@@ -37,9 +42,11 @@ from .runner.guard import StrictModel, StrictModelProvider, strict_model
 from .runner.install import install, installed, uninstall
 from .runner.models import declare_chat_completions, is_chat_completions
 from .runner.run import Runner, default_store, session_used
+from .runner.summarizer import Summarizer
 from .session import HistorySession
 from .store import HistoryStore
 from .tools.chat import ChatSummary, chat
+from .tools.context import WindowItem, WindowView, compact, window
 from .tools.copy import CopyReport, copy_database
 from .tools.inspect import (
     ItemRow,
@@ -88,6 +95,7 @@ __all__ = [
     "StorageFullError",
     "UnsafeRoleError",
     "QueryTimeoutError",
+    "ContextBudgetExceededError",
     "Runner",
     "default_store",
     "session_used",
@@ -100,6 +108,9 @@ __all__ = [
     "is_chat_completions",
     "declare_chat_completions",
     "conversation",
+    "ContextBudget",
+    "Summarizer",
+    "TokenCounter",
     "sessions",
     "show",
     "search",
@@ -115,6 +126,8 @@ __all__ = [
     "migrate_from_sdk",
     "export_to_sdk",
     "copy_database",
+    "window",
+    "compact",
     # What those functions return.
     "SessionPage",
     "SessionInfo",
@@ -130,6 +143,10 @@ __all__ = [
     "SdkSessionReport",
     "SdkExportReport",
     "CopyReport",
+    "Summary",
+    "Window",
+    "WindowView",
+    "WindowItem",
     "__version__",
 ]
 

@@ -9,13 +9,17 @@ from __future__ import annotations
 
 import gc
 import json
+import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import orjson
 
 from .backends.base import EncodedItem
+from .budget.tokens import TokenCounter, default_counter
 from .errors import InvalidArgumentError, InvalidItemError, InvalidSessionIdError
+
+logger = logging.getLogger("history_store")
 
 MAX_SESSION_ID_BYTES = 1024
 """Longest session id accepted, in UTF-8 bytes (PostgreSQL's btree rows must stay small)."""
@@ -94,6 +98,16 @@ def load_item(item_json: str) -> Any:
     if not isinstance(value, dict):
         raise ValueError(f"stored item is a JSON {type(value).__name__}, not an object")
     return value
+
+
+def load_or_skip(session_id: str, seq: int, item_json: str) -> Any:
+    """The item stored at ``seq``, or :data:`CORRUPT` (with a warning naming the session and
+    the seq) when its JSON is not an item: a corrupt row is skipped, never deleted."""
+    try:
+        return load_item(item_json)
+    except ValueError as exc:
+        logger.warning("skipping corrupt item in session %r at seq %d: %s", session_id, seq, exc)
+        return CORRUPT
 
 
 def load_items(items_json: Sequence[str]) -> list[Any] | None:
@@ -242,8 +256,13 @@ def check_metadata(values: object) -> dict[str, Any]:
     return metadata
 
 
-def encode_items(items: Sequence[Any]) -> list[EncodedItem]:
-    """Validate and encode a batch; raises :class:`InvalidItemError` naming the bad item."""
+def encode_items(items: Sequence[Any], counter: TokenCounter | None = None) -> list[EncodedItem]:
+    """Validate and encode a batch; raises :class:`InvalidItemError` naming the bad item.
+
+    Each item's tokens are counted with ``counter`` (default: :func:`default_counter`), the
+    count a token budget reads back (``hs_items.tokens``).
+    """
+    count = (counter or default_counter()).count_item
     encoded = []
     for index, item in enumerate(items):
         if not isinstance(item, Mapping):
@@ -274,6 +293,7 @@ def encode_items(items: Sequence[Any]) -> list[EncodedItem]:
                 item_type=_clean_text(item_type_of(item)) or "unknown",
                 text=extract_text(item),
                 starts_turn=is_user_input(item),
+                tokens=count(item),
             )
         )
     return encoded

@@ -14,9 +14,13 @@ from collections.abc import Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .backends.base import TurnRecord
+
+if TYPE_CHECKING:
+    from ._window import Window
+    from .budget.context import ContextBudget
 
 
 @dataclass
@@ -30,6 +34,16 @@ class RunTurns:
     turns: list[int] = field(default_factory=list)
     context: Any = None
     """The SDK's ``RunContextWrapper`` last seen by the session (its ``usage`` is the run's)."""
+    budget: ContextBudget | None = None
+    """The run's token budget, if it has one (else the session's applies)."""
+    window: Window | None = None
+    """The budgeted window the session last read for this run."""
+    first_seq: int | None = None
+    """The seq of the first item this run stored."""
+    estimated_input_tokens: int = 0
+    """The budget's estimate of every request's input so far, summed (calibration)."""
+    window_first_seq: int | None = None
+    """The oldest stored item the last request carried (else the first of this run)."""
     _retry_checked: bool = False
 
     def retried_tail(self, history: Sequence[Any]) -> int:
@@ -50,12 +64,15 @@ class RunTurns:
             return count
         return 0
 
-    def saw(self, first: int, last: int, context: Any) -> None:
+    def saw(self, first: int, last: int, context: Any, *, first_seq: int | None = None) -> None:
+        """A write of this run went into turns ``first..last``, from seq ``first_seq`` on."""
         for turn in range(first, last + 1):
             if turn not in self.turns:
                 self.turns.append(turn)
         if context is not None:
             self.context = context
+        if self.first_seq is None:
+            self.first_seq = first_seq
 
     def records(
         self,
@@ -82,6 +99,8 @@ class RunTurns:
                     total_tokens=_count(usage, "total_tokens") if last else None,
                     started_at=self.started_at,
                     finished_at=finished_at,
+                    estimated_input_tokens=(self.estimated_input_tokens or None) if last else None,
+                    window_first_seq=self.window_first_seq if last else None,
                 )
             )
         return records

@@ -27,6 +27,7 @@ Some also derive from the built-in or SDK exception a caller would already catch
     ├── CopyVerificationError              counts or checksums differ after a copy
     ├── ImportConflictError                the file's session is not the stored one's
     ├── ImportFormatError (ValueError)     an export file this version cannot read
+    ├── ContextBudgetExceededError         a request's own input exceeds its token budget
     └── ServerManagedStateError (agents.exceptions.UserError)
                                            server-state ids for a Chat Completions model
 """
@@ -58,6 +59,7 @@ __all__ = [
     "QueryTimeoutError",
     "DatabasePermissionError",
     "StorageFullError",
+    "ContextBudgetExceededError",
     "ImportConflictError",
 ]
 
@@ -177,6 +179,20 @@ class ImportConflictError(HistoryStoreError):
 
 class ImportFormatError(HistoryStoreError, ValueError):
     """An export file is not in a format this version can read."""
+
+
+class ContextBudgetExceededError(HistoryStoreError):
+    """What a request must carry (its instructions, tool schemas, new input and the run's own
+    items) exceeds the token budget even with no history; raised before the request is sent.
+
+    ``needed`` is the calibrated count of that part, ``limit`` the budget's
+    ``max_input_tokens - reserve_output_tokens``.
+    """
+
+    def __init__(self, message: str, *, needed: int, limit: int) -> None:
+        super().__init__(message)
+        self.needed = needed
+        self.limit = limit
 
 
 class ServerManagedStateError(HistoryStoreError, UserError):

@@ -13,16 +13,19 @@ from agents.memory.session_settings import coerce_session_settings, resolve_sess
 from sqlalchemy.engine import URL
 
 from . import _run_turns as run_turns
+from ._compaction import compact
 from ._items import (
     CORRUPT,
     check_metadata,
     encode_items,
-    load_item,
     load_items,
+    load_or_skip,
     validate_session_id,
 )
 from ._time import utcnow
-from .backends.base import Backend, Rows, TurnRecord
+from ._window import Window, read_window
+from .backends.base import Backend, Rows, Summary, TurnRecord
+from .budget.context import ContextBudget, Summarizes
 from .errors import InvalidArgumentError
 from .schema import MigrateMode
 
@@ -53,6 +56,11 @@ class HistorySession:
     :meth:`add_items` or :meth:`update_metadata`; one more short write then, none when no
     metadata is given); a session that already exists keeps its own.
     :meth:`get_metadata` and :meth:`update_metadata` read and change it.
+
+    With a ``budget`` (:class:`~history_store.ContextBudget`; default: the store's),
+    :meth:`get_items` without a limit returns what fits the budget: the newest summary as one
+    leading message, then the newest whole turns (see :meth:`get_items`). Every item stays
+    stored; :meth:`compact` writes a summary of the turns that left that window.
     """
 
     session_id: str
@@ -70,6 +78,7 @@ class HistorySession:
         session_settings: SessionSettings | dict[str, Any] | None = None,
         owns_store: bool = False,
         metadata: Mapping[str, Any] | None = None,
+        budget: ContextBudget | None = None,
     ) -> None:
         self.session_id = validate_session_id(session_id)
         self._metadata_on_creation = check_metadata(metadata) if metadata is not None else None
@@ -82,6 +91,17 @@ class HistorySession:
         )
         self.store = store
         self._owns_store = owns_store
+        if budget is not None and not isinstance(budget, ContextBudget):
+            raise InvalidArgumentError(
+                f"budget must be a history_store.ContextBudget, got {type(budget).__name__}"
+            )
+        self.budget: ContextBudget | None = budget if budget is not None else store.budget
+        """The token budget of :meth:`get_items` without a limit (``None``: every item)."""
+        if self.budget is not None and self.session_settings.limit is not None:
+            raise InvalidArgumentError(
+                "a session takes a token budget or session_settings.limit, not both: the "
+                "SDK passes that limit to get_items explicitly, which reads the full history"
+            )
 
     @classmethod
     def from_url(
@@ -92,6 +112,7 @@ class HistorySession:
         migrate: MigrateMode | None = None,
         session_settings: SessionSettings | dict[str, Any] | None = None,
         metadata: Mapping[str, Any] | None = None,
+        budget: ContextBudget | None = None,
     ) -> HistorySession:
         """A session with a store of its own at ``url``; :meth:`close` closes both."""
         store = cls._open_store(url, migrate=migrate)
@@ -101,6 +122,7 @@ class HistorySession:
             session_settings=session_settings,
             owns_store=True,
             metadata=metadata,
+            budget=budget,
         )
 
     def __repr__(self) -> str:
@@ -109,13 +131,7 @@ class HistorySession:
     # -- reads -------------------------------------------------------------------------------
 
     def _decode_row(self, seq: int, item_json: str) -> Any:
-        try:
-            return load_item(item_json)
-        except ValueError as exc:
-            logger.warning(
-                "skipping corrupt item in session %r at seq %d: %s", self.session_id, seq, exc
-            )
-            return CORRUPT
+        return load_or_skip(self.session_id, seq, item_json)
 
     def _decode(self, rows: Rows) -> list[TResponseInputItem]:
         parsed = load_items([item_json for _, item_json in rows])
@@ -134,12 +150,21 @@ class HistorySession:
 
         Args:
             limit: return only the latest ``limit`` items (still oldest first). ``None``
-                uses ``session_settings.limit``; when that is also ``None``, every item.
-                ``0`` returns an empty list.
+                uses ``session_settings.limit``; when that is also ``None``, every item, or
+                with a budget what fits it. ``0`` returns an empty list.
             wrapper: the SDK's run context; accepted for the protocol, not used.
 
-        A stored row whose JSON is corrupt is skipped with a warning naming the session and
-        its seq; it is never deleted, and it does not count toward ``limit``.
+        With a budget (this session's, or the one ``history_store.Runner`` runs with) and no
+        limit: the newest summary (if any, and if it fits) as one leading ``system``
+        message, then the newest whole turns whose stored token counts, calibrated by what
+        the server reported for recent turns, fit ``budget.limit`` with it. A turn is never
+        split (a tool call never goes without its output). Read with plain
+        ``agents.Runner``, that budgets the history alone; ``history_store.Runner`` also
+        counts each request's instructions, tools and new input.
+
+        Failed and blocked turns are never returned. A stored row whose JSON is corrupt is
+        skipped with a warning naming the session and its seq; it is never deleted, and it
+        does not count toward ``limit``.
         """
         effective = resolve_session_limit(limit, self.session_settings)
         if effective is not None and effective < 0:
@@ -147,6 +172,11 @@ class HistorySession:
         if effective == 0:
             return []
         backend = await self.store.backend()
+        run = run_turns.current.get()
+        own_run = run if run is not None and run.session is self else None
+        budget = own_run.budget if own_run is not None and own_run.budget else self.budget
+        if effective is None and budget is not None:
+            return await self._read_window(backend, budget, own_run)
         if effective is None:
             rows = await backend.read_all(self.session_id)
             items = self._decode(rows)
@@ -159,13 +189,36 @@ class HistorySession:
                     items = items[-effective:]
                     break
                 window *= 2
-        run = run_turns.current.get()
-        if run is not None and run.session is self and rows:
-            retried = run.retried_tail(items)
+        if own_run is not None and rows:
+            retried = own_run.retried_tail(items)
             if retried:
                 await self._fail_cut_short_turn(backend, rows[-1][0])
                 items = items[:-retried]
         return items
+
+    async def _read_window(
+        self, backend: Backend, budget: ContextBudget, run: run_turns.RunTurns | None
+    ) -> list[TResponseInputItem]:
+        window = await read_window(backend, self.session_id, budget)
+        if run is not None:
+            retried = run.retried_tail(window.items[window.history_start :])
+            if retried:
+                await self._fail_cut_short_turn(backend, window.seqs[-1])
+                window.drop_tail(retried)
+            run.window = window
+        return list(window.items)
+
+    async def window(self, budget: ContextBudget | None = None) -> Window:
+        """What :meth:`get_items` without a limit would return under ``budget`` (default:
+        this session's), with each item's token count, turn and seq: what the next request
+        carries of the history. Raises :class:`InvalidArgumentError` without any budget."""
+        chosen = budget if budget is not None else self.budget
+        if chosen is None:
+            raise InvalidArgumentError(
+                "a window needs a token budget: pass one, or open the session with budget="
+            )
+        backend = await self.store.backend()
+        return await read_window(backend, self.session_id, chosen)
 
     async def _fail_cut_short_turn(self, backend: Backend, last_seq: int) -> None:
         """Record the turn that ends at ``last_seq`` as failed: a run stored its input there
@@ -176,6 +229,32 @@ class HistorySession:
         if turn is not None:
             record = TurnRecord(turn=turn, status="failed", finished_at=utcnow())
             await backend.record_turns(self.session_id, [record])
+
+    async def compact(
+        self, *, summarizer: Summarizes | None = None, budget: ContextBudget | None = None
+    ) -> list[Summary]:
+        """Summarize the turns that have left this session's window; the new summaries.
+
+        ``budget`` defaults to the session's, ``summarizer`` to the budget's. The turns
+        between the newest summary and the window's start are folded into a new summary
+        (``hs_summaries``), in pieces each request can take; nothing is deleted. Returns
+        ``[]`` when nothing has left the window. ``history_store.Runner`` does this itself
+        after each turn when the budget has a summarizer; with plain ``agents.Runner``, call
+        it after a run.
+        """
+        chosen = budget if budget is not None else self.budget
+        if chosen is None:
+            raise InvalidArgumentError(
+                "compact needs a token budget: pass budget=, or open the session with one"
+            )
+        writer = summarizer if summarizer is not None else chosen.summarizer
+        if writer is None:
+            raise InvalidArgumentError(
+                "compact needs a summarizer: pass summarizer=history_store.Summarizer(model), "
+                "or give the budget one"
+            )
+        backend = await self.store.backend()
+        return await compact(backend, self.session_id, chosen, writer)
 
     # -- writes ------------------------------------------------------------------------------
 
@@ -192,17 +271,21 @@ class HistorySession:
         """
         if not items:
             return
-        encoded = encode_items(items)
+        run = run_turns.current.get()
+        own_run = run if run is not None and run.session is self else None
+        budget = own_run.budget if own_run is not None and own_run.budget else self.budget
+        encoded = encode_items(items, budget.counter if budget is not None else None)
         backend = await self.store.backend()
         if self._create_first:
             await self._create(backend)
         appended = await backend.append(self.session_id, encoded, utcnow())
-        run = run_turns.current.get()
-        if run is not None and run.session is self:
+        if own_run is not None:
             # The batch spans the turns from its first item's to the session's latest.
             started = sum(item.starts_turn for item in encoded)
             first = appended.turn - started + encoded[0].starts_turn
-            run.saw(first, appended.turn, wrapper)
+            own_run.saw(
+                first, appended.turn, wrapper, first_seq=appended.last_seq - len(encoded) + 1
+            )
 
     async def pop_item(
         self, *, wrapper: RunContextWrapper[Any] | None = None

@@ -31,7 +31,14 @@ from ._loop_resources import loop_engines
 from .backends.base import Backend
 from .backends.core import CoreBackend
 from .backends.sqlite import SQLiteBackend
-from .errors import ConfigurationError, DatabaseUnavailableError, StoreClosedError
+from .budget.context import ContextBudget
+from .budget.tokens import default_counter
+from .errors import (
+    ConfigurationError,
+    DatabaseUnavailableError,
+    InvalidArgumentError,
+    StoreClosedError,
+)
 from .schema import MigrateMode, ensure_schema
 from .session import HistorySession
 
@@ -55,6 +62,8 @@ class HistoryStore:
             whole). ``"full"`` (``?synchronous=full``): every commit is flushed to disk
             before ``add_items`` returns, so it survives those too, at the cost of an fsync
             per write. On PostgreSQL the server's ``synchronous_commit`` decides.
+        budget: the :class:`ContextBudget` of the sessions opened from this store (each can
+            have its own: ``session(id, budget=...)``); ``None``: sessions return every item.
 
     The sessions read and write through the store's one backend (``backends/``): the stdlib
     driver on an SQLite file, asyncpg on PostgreSQL, SQLAlchemy Core for in-memory SQLite.
@@ -71,7 +80,13 @@ class HistoryStore:
         migrate: MigrateMode | None = None,
         default_session_id: str | None = None,
         durability: Durability | None = None,
+        budget: ContextBudget | None = None,
     ) -> None:
+        if budget is not None and not isinstance(budget, ContextBudget):
+            raise InvalidArgumentError(
+                f"budget must be a history_store.ContextBudget, got {type(budget).__name__}"
+            )
+        self.budget = budget
         self._url = with_durability(resolve_url(url), durability)
         if migrate is None:
             migrate = "auto" if is_sqlite(self._url) else "check"
@@ -116,6 +131,7 @@ class HistoryStore:
         *,
         session_settings: SessionSettings | dict[str, Any] | None = None,
         metadata: Mapping[str, Any] | None = None,
+        budget: ContextBudget | None = None,
     ) -> HistorySession:
         """A session of this store, for ``Runner.run(..., session=...)``.
 
@@ -124,7 +140,8 @@ class HistoryStore:
         continue the conversation later. No database work happens until the session is used.
         ``metadata`` (a JSON object) is set when the session is created, by its first write;
         a session that already exists keeps its own (change it with
-        ``await session.update_metadata(...)``).
+        ``await session.update_metadata(...)``). ``budget`` overrides the store's
+        :class:`ContextBudget` for this session.
         """
         if session_id is None:
             session_id = self.default_session_id or new_session_id()
@@ -133,6 +150,7 @@ class HistoryStore:
             store=self,
             session_settings=session_settings,
             metadata=metadata,
+            budget=budget,
         )
 
     async def engine(self) -> AsyncEngine:
@@ -182,7 +200,15 @@ class HistoryStore:
         await asyncio.shield(check)
 
     async def _check_schema(self, engine: AsyncEngine) -> None:
-        await ensure_schema(engine, self._url, self._migrate)
+        # Every write counts tokens. Loading tiktoken's encoding takes 0.5-2 s, once per
+        # process: done here, in a thread beside the schema check, so the first write does
+        # not stall the event loop for it.
+        counter = self.budget.token_counter if self.budget is not None else default_counter
+        loading = asyncio.ensure_future(asyncio.to_thread(counter))
+        try:
+            await ensure_schema(engine, self._url, self._migrate)
+        finally:
+            await loading
         if not is_sqlite(self._url):
             await engine.dispose()
 

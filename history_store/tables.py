@@ -13,6 +13,7 @@ from sqlalchemy import (
     Column,
     DateTime,
     ForeignKey,
+    Index,
     Integer,
     MetaData,
     String,
@@ -42,6 +43,9 @@ sessions = Table(
     Column("turn_count", Integer, nullable=False, server_default="0"),
     # Highest seq ever handed out: seq never goes back, even after pop_item.
     Column("last_seq", BigInteger, nullable=False, server_default="0"),
+    # The estimated tokens (hs_items.tokens) of every item ever stored: like last_seq it
+    # never goes back, so hs_items.cumulative_tokens only grows with seq.
+    Column("cumulative_tokens", BigInteger, nullable=False, server_default="0"),
 )
 
 items = Table(
@@ -62,6 +66,11 @@ items = Table(
     Column("text", Text, nullable=True),
     Column("item", Text, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    # The item's estimated token count, and the session's running total through it: the
+    # total only grows with seq, so the oldest item of a token window is one index lookup.
+    Column("tokens", Integer, nullable=True),
+    Column("cumulative_tokens", BigInteger, nullable=True),
+    Index("ix_hs_items_session_id_cumulative_tokens", "session_id", "cumulative_tokens"),
 )
 
 # One row per turn a history_store run finished: how it ended and what the provider reported
@@ -87,9 +96,37 @@ turns = Table(
     Column("total_tokens", Integer, nullable=True),
     Column("started_at", DateTime(timezone=True), nullable=True),
     Column("finished_at", DateTime(timezone=True), nullable=True),
+    # history_store's own estimate of the turn's requests' input (calibration: the provider's
+    # input_tokens over it), and the oldest stored item its last request carried.
+    Column("estimated_input_tokens", Integer, nullable=True),
+    Column("window_first_seq", BigInteger, nullable=True),
 )
 
-VIEWS = ("hs_messages", "hs_session_summary")
+# Summaries of the items that fell out of a session's token window, newest last.
+summaries = Table(
+    "hs_summaries",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column(
+        "session_id",
+        String(1024),
+        ForeignKey("hs_sessions.session_id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    # The stored items it stands for: seq first_seq..last_seq (folding in every earlier one).
+    Column("first_seq", BigInteger, nullable=False),
+    Column("last_seq", BigInteger, nullable=False),
+    Column("text", Text, nullable=False),
+    Column("tokens", Integer, nullable=False),
+    Column("model", Text, nullable=True),
+    Column("input_tokens", Integer, nullable=True),
+    Column("output_tokens", Integer, nullable=True),
+    Column("total_tokens", Integer, nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Index("ix_hs_summaries_session_id_last_seq", "session_id", "last_seq"),
+)
+
+VIEWS = ("hs_messages", "hs_session_summary", "hs_context")
 """The views the revisions create, for people reading with SQL (``docs/schema.md``)."""
 
 TURN_STATUSES = ("completed", "failed", "blocked", "interrupted")

@@ -39,7 +39,7 @@ from __future__ import annotations
 import json
 import threading
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
@@ -165,7 +165,9 @@ class StubModelServer:
     ``counter`` counts tokens (default :class:`~history_store.budget.tokens.EstimateCounter`,
     the estimate the library falls back to); ``token_scale`` makes the server count that many
     times the counter's figure (``1.3``: 30% more than a client using the same counter), as a
-    server with another tokenizer or chat template would.
+    server with another tokenizer or chat template would. ``responder`` picks the reply to a
+    request when none is queued (``None`` from it: the default echo), for a test that
+    answers by what was asked (a summarizer's requests, say).
     """
 
     def __init__(
@@ -175,6 +177,7 @@ class StubModelServer:
         max_context_tokens: int | None = None,
         counter: TokenCounter | None = None,
         token_scale: float = 1.0,
+        responder: Callable[[RecordedRequest], Scripted | None] | None = None,
     ) -> None:
         if max_context_tokens is not None and max_context_tokens < 1:
             raise InvalidArgumentError(
@@ -185,6 +188,7 @@ class StubModelServer:
         self.max_context_tokens = max_context_tokens
         self.counter: TokenCounter = counter if counter is not None else EstimateCounter()
         self.token_scale = token_scale
+        self.responder = responder
         self.requests: list[RecordedRequest] = []
         self._replies: deque[Reply | ToolCall | Failure] = deque()
         self._lock = threading.Lock()
@@ -201,11 +205,15 @@ class StubModelServer:
         """The input tokens this server counts for a request ``body`` (and reports as usage).
 
         The rule: ``token_scale`` times the sum of ``counter.count_item`` over the messages
-        the model is sent, rounded up. For Chat those are ``messages``; for Responses,
-        ``instructions`` (as one system message) and then ``input`` (a string is one user
-        message). Tool definitions and other settings are not counted.
+        the model is sent, plus ``counter.count_text`` of each tool definition's JSON, rounded
+        up. For Chat the messages are ``messages``; for Responses, ``instructions`` (as one
+        system message) and then ``input`` (a string is one user message). Other settings
+        are not counted.
         """
         sent = sum(self.counter.count_item(message) for message in _sent_messages(body))
+        tools = body.get("tools")
+        if isinstance(tools, list):
+            sent += sum(self.counter.count_text(json.dumps(tool)) for tool in tools)
         return calibrated(sent, self.token_scale)
 
     def script(self, *replies: Scripted) -> None:
@@ -262,6 +270,9 @@ class StubModelServer:
             if request.error is not None:
                 return number, request.error
             reply = self._replies.popleft() if self._replies else None
+        if reply is None and self.responder is not None:
+            chosen = self.responder(request)
+            reply = Reply(chosen) if isinstance(chosen, str) else chosen
         if reply is None:
             reply = Reply(
                 f"reply {number}: saw {len(request.messages)} messages; "

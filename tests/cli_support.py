@@ -13,8 +13,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from history_store import HistoryStore
-from history_store.backends.base import TurnRecord
 from history_store.schema import upgrade
 from history_store.tools.transfer import import_
 
@@ -89,10 +87,10 @@ SESSIONS: dict[str, tuple[str, str, Any, list[tuple[int, dict[str, Any]]]]] = {
 
 
 def export_text() -> str:
-    """The fixture as an export file (format version 1)."""
+    """The fixture as an export file (format version 1), its turns' records included."""
     lines: list[Any] = [{"format": "history_store.export", "version": 1}]
     for session_id, (created, updated, metadata, items) in SESSIONS.items():
-        header = {
+        header: dict[str, Any] = {
             "session_id": session_id,
             "created_at": created,
             "updated_at": updated,
@@ -101,6 +99,9 @@ def export_text() -> str:
             "turns": max(turn for turn, _ in items),
             "last_seq": len(items),
         }
+        records = [_turn_record(row) for row in TURNS if row[0] == session_id]
+        if records:
+            header["turn_records"] = records
         lines.append({"session": header})
         for seq, (turn, item) in enumerate(items, start=1):
             lines.append({"seq": seq, "turn": turn, "created_at": created, "item": item})
@@ -108,7 +109,8 @@ def export_text() -> str:
 
 
 # (session, turn, status, agent, model, requests, input, output, total, finished_at);
-# support-7's only turn has no row, as a turn stored by plain agents.Runner.
+# support-7's only turn has no row, as a turn stored by plain agents.Runner. support-42 ran
+# with a token budget: its estimates (ESTIMATES) and windows (from seq 1) are recorded.
 TURNS: list[tuple[Any, ...]] = [
     ("sales-1", 1, "completed", "sales", "gpt-4o-mini", 1, 120, 20, 140, "2025-02-01T10:00:05"),
     ("sales-1", 2, "completed", "sales", "gpt-4o-mini", 1, 160, 10, 170, "2025-02-01T10:02:00"),
@@ -117,37 +119,37 @@ TURNS: list[tuple[Any, ...]] = [
 ]
 
 
+ESTIMATES = {("support-42", 1): 800, ("support-42", 2): 1000}
+
+
+def _turn_record(row: tuple[Any, ...]) -> dict[str, Any]:
+    """A ``TURNS`` row as an export file's turn record (every ``hs_turns`` column)."""
+    session_id, turn, status, agent, model, requests, tokens_in, tokens_out, total, finished = row
+    estimate = ESTIMATES.get((session_id, turn))
+    stamp = datetime.fromisoformat(finished).replace(tzinfo=timezone.utc).isoformat()
+    return {
+        "turn": turn,
+        "status": status,
+        "agent": agent,
+        "model": model,
+        "requests": requests,
+        "input_tokens": tokens_in,
+        "output_tokens": tokens_out,
+        "total_tokens": total,
+        "started_at": stamp,
+        "finished_at": stamp,
+        "estimated_input_tokens": estimate,
+        "window_first_seq": 1 if estimate is not None else None,
+    }
+
+
 async def populate(url: str, directory: Path) -> Path:
-    """Write the fixture file into ``directory``, import it into ``url`` (schema upgraded
-    first, as a deploy would on PostgreSQL) with the turns' usage; returns the file."""
+    """Write the fixture file into ``directory`` and import it into ``url`` (schema upgraded
+    first, as a deploy would on PostgreSQL), the turns' usage with it; returns the file."""
     await upgrade(url)
     path = directory / "fixture.jsonl"
     path.write_text(export_text(), encoding="utf-8")
     await import_(path, url)
-    async with HistoryStore(url) as store:
-        backend = await store.backend()
-        for session_id in SESSIONS:
-            await backend.record_turns(
-                session_id,
-                [
-                    TurnRecord(
-                        turn=turn,
-                        status=status,
-                        agent=agent,
-                        model=model,
-                        requests=requests,
-                        input_tokens=tokens_in,
-                        output_tokens=tokens_out,
-                        total_tokens=total,
-                        started_at=datetime.fromisoformat(finished).replace(tzinfo=timezone.utc),
-                        finished_at=datetime.fromisoformat(finished).replace(tzinfo=timezone.utc),
-                    )
-                    for sid, turn, status, agent, model, requests, tokens_in, tokens_out, total, (
-                        finished
-                    ) in TURNS
-                    if sid == session_id
-                ],
-            )
     return path
 
 

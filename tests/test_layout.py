@@ -24,6 +24,16 @@ PACKAGE = Path(history_store.__file__).resolve().parent
 ROOT = PACKAGE.parent
 
 PUBLIC_NAMES = {
+    "ContextBudget",
+    "ContextBudgetExceededError",
+    "Summarizer",
+    "TokenCounter",
+    "Summary",
+    "window",
+    "compact",
+    "WindowView",
+    "WindowItem",
+    "Window",
     "HistoryStore",
     "HistorySession",
     "HistoryStoreError",
@@ -257,6 +267,7 @@ _BACKEND_MAY_IMPORT = {
     "history_store.backends.sqlite_fts",
     "history_store._engine",
     "history_store._loop_resources",
+    "history_store._time",
     "history_store.errors",
     "history_store.tables",
 }

@@ -9,15 +9,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cli_support import ACTIVE, populate
+from cli_support import ACTIVE, SESSIONS, populate
 
 from history_store import tables
+from history_store.budget.tokens import default_counter
 from history_store.tools.sql import sql
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "schema.md"
 SQL_BLOCK = re.compile(r"```sql\n(.*?)```", re.DOTALL)
 
 ARGS = '{"order": 7}'
+TOKENS = [default_counter().count_item(item) for _, item in SESSIONS["support-42"][3]]
 EXPECTED: list[list[tuple[Any, ...]]] = [
     # 1. most recently active first
     [("support-42", 8, 2), ("sales-1", 4, 2), ("support-7", 2, 1)],
@@ -72,6 +74,19 @@ EXPECTED: list[list[tuple[Any, ...]]] = [
         ("2026-01-10", 1, 960),
         (ACTIVE.strftime("%Y-%m-%d"), 1, 1340),
     ],
+    # 13. the 2,000-token window of support-42: all of it (the counts are the default
+    # counter's, as import stored them)
+    [
+        (seq, turn, TOKENS[seq - 1], sum(TOKENS[:seq]))
+        for seq, turn in enumerate([1, 1, 1, 1, 2, 2, 2, 2], 1)
+    ],
+    # 14. both turns in the window (it starts at seq 1), none summarized
+    [
+        (1, 4, sum(TOKENS[:4]), "completed", 1, 0),
+        (2, 4, sum(TOKENS[4:]), "completed", 1, 0),
+    ],
+    # 15. the calibration: the highest of 900 / 800 and 1300 / 1000
+    [("support-42", 2, 1.3)],
 ]
 
 
@@ -80,7 +95,7 @@ def doc_queries() -> list[str]:
 
 
 def test_the_doc_has_every_query() -> None:
-    assert len(doc_queries()) == 12 == len(EXPECTED)
+    assert len(doc_queries()) == 15 == len(EXPECTED)
 
 
 async def test_every_doc_query_returns_the_expected_rows(
@@ -99,11 +114,11 @@ def test_every_column_and_view_is_documented() -> None:
         section = text.split(f"### `{table.name}`", 1)[1].split("\n### ", 1)[0]
         for column in table.columns:
             assert f"| `{column.name}`" in section, f"{table.name}.{column.name} undocumented"
-    for name in ("hs_messages", "hs_session_summary", "hs_items_fts", "ix_hs_items_text_fts"):
+    for name in (*tables.VIEWS, "hs_items_fts", "ix_hs_items_text_fts"):
         assert f"`{name}`" in text
 
 
-@pytest.mark.parametrize("view", ["hs_messages", "hs_session_summary"])
+@pytest.mark.parametrize("view", tables.VIEWS)
 async def test_view_columns_match_the_doc(
     db_url: str, tmp_path: Path, view: str, as_reader: Callable[[str], str]
 ) -> None:

@@ -149,7 +149,7 @@ async def test_session_json_is_the_stored_items(url: str, viewer: httpx.AsyncCli
     assert document["items"] == json.loads(to_json(items))
     assert document["session"]["session_id"] == "support-42"
     assert document["session"]["metadata"] == {"customer": "acme", "tier": "gold"}
-    assert document["tables"] == {"hs_turns": True, "hs_summaries": False}
+    assert document["tables"] == {"hs_turns": True, "hs_summaries": True}
     recorded = await history_store.turns("support-42", url)
     assert document["turns"] == json.loads(to_json(recorded))
     assert [turn["status"] for turn in document["turns"]] == ["completed", "completed"]

@@ -7,8 +7,7 @@
   name and arguments), to check that none of it becomes markup.
 
 :func:`add_turn_tables` fills ``hs_turns`` (revision 0003) for ``tools-1`` and ``support-42``
-and ``hs_summaries``, which it creates with plain SQL, exactly as revision 0004 will, where
-the database does not have it yet.
+and ``hs_summaries`` (revision 0004).
 """
 
 from __future__ import annotations
@@ -107,21 +106,6 @@ async def build(url: str, directory: Path) -> None:
             )
 
 
-_SUMMARIES_DDL = """
-CREATE TABLE hs_summaries (
-    session_id VARCHAR(1024) NOT NULL
-        REFERENCES hs_sessions (session_id) ON DELETE CASCADE,
-    first_seq BIGINT NOT NULL,
-    last_seq BIGINT NOT NULL,
-    text TEXT NOT NULL,
-    model TEXT NULL,
-    input_tokens INTEGER NULL,
-    output_tokens INTEGER NULL,
-    total_tokens INTEGER NULL,
-    created_at TIMESTAMPTZ NULL
-)
-"""
-
 turns_table = sa.table(
     "hs_turns",
     *(sa.column(name) for name in ("session_id", "turn", "status", "agent", "model", "requests")),
@@ -132,7 +116,7 @@ turns_table = sa.table(
 summaries_table = sa.table(
     "hs_summaries",
     *(sa.column(name) for name in ("session_id", "first_seq", "last_seq", "text", "model")),
-    *(sa.column(name) for name in ("input_tokens", "output_tokens", "total_tokens")),
+    *(sa.column(name) for name in ("input_tokens", "output_tokens", "total_tokens", "tokens")),
     sa.column("created_at", sa.DateTime(timezone=True)),
 )
 
@@ -153,14 +137,11 @@ SUMMARY_ROWS = [
 
 
 async def add_turn_tables(url: str) -> None:
-    """Create ``hs_turns`` and ``hs_summaries`` (plain SQL, the revisions' columns) and fill
-    them with :data:`TURN_ROWS` and :data:`SUMMARY_ROWS`."""
+    """Fill ``hs_turns`` and ``hs_summaries`` with :data:`TURN_ROWS` and
+    :data:`SUMMARY_ROWS`."""
     engine = make_engine(resolve_url(url))
     try:
         async with engine.begin() as connection:
-            names = await connection.run_sync(lambda sync: sa.inspect(sync).get_table_names())
-            if "hs_summaries" not in names:
-                await connection.execute(sa.text(_SUMMARIES_DDL))
             # The fixture's own rows replace what the runs of `populate` recorded.
             await connection.execute(
                 sa.delete(turns_table).where(
@@ -215,6 +196,7 @@ async def add_turn_tables(url: str) -> None:
                             )
                         ),
                         "created_at": STARTED,
+                        "tokens": len(row[3]) // 4 + 4,
                     }
                     for row in SUMMARY_ROWS
                 ],

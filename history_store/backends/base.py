@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -48,6 +48,40 @@ class TurnRecord:
     total_tokens: int | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
+    estimated_input_tokens: int | None = None
+    window_first_seq: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RecentRows:
+    """The newest history rows that fit a number of tokens (:meth:`Backend.read_recent`)."""
+
+    rows: list[tuple[int, str, int, int]]
+    """``(seq, item JSON, turn, tokens)``, oldest first."""
+    turn_before: int | None
+    """The turn of the stored row just before the first (``None``: there is none), so the
+    reader can tell a turn cut at the window's edge."""
+    complete: bool = True
+    """Whether every history row after ``after`` is in ``rows`` (they all fit)."""
+    skipped: int = 0
+    """Tokens the running total counts from the window's start on that are not in ``rows``:
+    items of failed or blocked turns, removed items. A reader asks again with that much
+    more room, so they do not take the room of the history that is sent."""
+
+
+@dataclass(frozen=True, slots=True)
+class Summary:
+    """A summary of a session's items ``first_seq..last_seq`` (``hs_summaries``)."""
+
+    first_seq: int
+    last_seq: int
+    text: str
+    tokens: int
+    model: str | None = None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    total_tokens: int | None = None
+    created_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +93,8 @@ class EncodedItem:
     item_type: str
     text: str | None
     starts_turn: bool
+    tokens: int = 0
+    """The item's estimated token count (``hs_items.tokens``)."""
 
 
 class Backend(Protocol):
@@ -87,6 +123,32 @@ class Backend(Protocol):
         """Store ``items`` after the session's latest item, in one transaction, creating the
         session if needed and counting the items and the turns they start into its counters.
         ``items`` is never empty."""
+        ...
+
+    async def read_recent(
+        self, session_id: str, tokens: int, *, after: int | None = None
+    ) -> RecentRows:
+        """The newest rows whose running total (``hs_items.cumulative_tokens``) spans at most
+        ``tokens``, history rows only (only those with ``seq > after`` when given), found
+        with one index lookup on the running total: the cost does not grow with the
+        history. What the span counts but the rows lack is :attr:`RecentRows.skipped`."""
+        ...
+
+    async def latest_summary(self, session_id: str) -> Summary | None:
+        """The session's newest summary, or ``None``."""
+        ...
+
+    async def add_summary(
+        self, session_id: str, summary: Summary, *, previous_last_seq: int
+    ) -> bool:
+        """Store ``summary`` (``created_at`` set) if the session's newest summary still ends
+        at ``previous_last_seq`` (``0``: there is none); ``False``, storing nothing, when
+        another writer added one first, so no stretch of history is summarized twice."""
+        ...
+
+    async def recent_usage(self, session_id: str, limit: int) -> list[tuple[int, int]]:
+        """``(estimated input tokens, reported input tokens)`` of the session's latest
+        ``limit`` turns that recorded both, oldest first: the calibration."""
         ...
 
     async def turn_of(self, session_id: str, seq: int) -> int | None:
@@ -142,6 +204,40 @@ class Backend(Protocol):
         ...
 
 
+def recent_rows(
+    rows: Sequence[Sequence[Any]],
+    turn_before: int | None,
+    start: Sequence[Any] | None,
+    after: int | None,
+) -> RecentRows:
+    """The :class:`RecentRows` of ``rows`` (``(seq, item, turn, tokens)``) read after the
+    window's start row ``start`` (``(seq, running total, session total, tokens, hidden)``;
+    ``None``: the whole history fit).
+
+    The rows span ``session total - running total`` tokens of the running total; what of
+    that they lack is skipped. A start row that is itself never sent (a failed turn's) is
+    skipped too: it only marks where the room ran out.
+    """
+    found = [(int(r[0]), str(r[1]), int(r[2]), int(r[3] or 0)) for r in rows]
+    if start is None or int(start[0]) <= (after or 0):
+        return RecentRows(rows=found, turn_before=turn_before)
+    span = int(start[2]) - int(start[1]) + (int(start[3] or 0) if start[4] else 0)
+    skipped = span - sum(tokens for _, _, _, tokens in found)
+    return RecentRows(rows=found, turn_before=turn_before, complete=False, skipped=skipped)
+
+
+SUMMARY_FIELDS = tuple(field.name for field in fields(Summary))
+"""``hs_summaries``' columns after ``session_id``, in the order of :class:`Summary`."""
+
+
+def summary_values(session_id: str, summary: Summary, created_at: Any) -> tuple[Any, ...]:
+    """The ``hs_summaries`` row of ``summary``: ``session_id``, then :data:`SUMMARY_FIELDS`
+    with ``created_at`` as the backend stores it."""
+    values = [getattr(summary, name) for name in SUMMARY_FIELDS]
+    values[-1] = created_at
+    return (session_id, *values)
+
+
 def first_of_turn(turn: int, turn_below: int | None) -> bool:
     """Whether a row of ``turn`` started it, given the turn of the row just below it
     (``None``: no row below). Items before the first user input are turn 0, which no row
@@ -150,19 +246,22 @@ def first_of_turn(turn: int, turn_below: int | None) -> bool:
 
 
 def numbered(
-    items: Sequence[EncodedItem], *, last_seq: int, turn_count: int
-) -> Iterator[tuple[int, int, EncodedItem]]:
-    """``(seq, turn, item)`` for each item of a batch.
+    items: Sequence[EncodedItem], *, last_seq: int, turn_count: int, cumulative_tokens: int = 0
+) -> Iterator[tuple[int, int, int, EncodedItem]]:
+    """``(seq, turn, cumulative tokens, item)`` for each item of a batch.
 
-    ``last_seq`` and ``turn_count`` are the session's counters after the batch was counted in
-    (what the counters upsert returns), so the batch takes the seq range that ends there.
+    ``last_seq``, ``turn_count`` and ``cumulative_tokens`` are the session's counters after
+    the batch was counted in (what the counters upsert returns), so the batch takes the seq
+    range, and the stretch of the running token total, that end there.
     """
     seq = last_seq - len(items)
     turn = turn_count - sum(1 for item in items if item.starts_turn)
+    cumulative = cumulative_tokens - sum(item.tokens for item in items)
     for item in items:
         seq += 1
         turn += item.starts_turn
-        yield seq, turn, item
+        cumulative += item.tokens
+        yield seq, turn, cumulative, item
 
 
 def metadata_object(session_id: str, stored: Any) -> dict[str, Any]:

@@ -13,27 +13,33 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import case, delete, func, select, update
+from sqlalchemy import case, delete, exists, func, select, update
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from .. import tables
 from .._engine import BEGIN_OPTION, in_write_transaction, retried_write
+from .._time import as_utc
 from .base import (
+    SUMMARY_FIELDS,
     Appended,
     EncodedItem,
+    RecentRows,
     Rows,
+    Summary,
     TurnRecord,
     first_of_turn,
     merged_metadata,
     metadata_object,
     numbered,
+    recent_rows,
 )
 
 _T = TypeVar("_T")
 _items = tables.items
 _sessions = tables.sessions
 _turns = tables.turns
+_summaries = tables.summaries
 
 
 # Reads run without BEGIN (each SELECT is its own snapshot). This is history_store's own
@@ -50,17 +56,19 @@ _UPSERT = _upsert.on_conflict_do_update(
         "last_seq": _sessions.c.last_seq + _upsert.excluded.last_seq,
         "item_count": _sessions.c.item_count + _upsert.excluded.item_count,
         "turn_count": _sessions.c.turn_count + _upsert.excluded.turn_count,
+        "cumulative_tokens": _sessions.c.cumulative_tokens + _upsert.excluded.cumulative_tokens,
         "updated_at": _upsert.excluded.updated_at,
     },
-).returning(_sessions.c.last_seq, _sessions.c.turn_count)
+).returning(_sessions.c.last_seq, _sessions.c.turn_count, _sessions.c.cumulative_tokens)
 
 
-def _history(session_id: str) -> Any:
-    """The session's history rows: not those of failed or blocked turns."""
+def _history(session_id: str, *more: Any) -> Any:
+    """The session's history rows ``(seq, item, *more)``: not those of failed or blocked
+    turns."""
     hidden = select(_turns.c.turn).where(
         _turns.c.session_id == session_id, _turns.c.status.in_(tables.HIDDEN_STATUSES)
     )
-    return select(_items.c.seq, _items.c.item).where(
+    return select(_items.c.seq, _items.c.item, *more).where(
         _items.c.session_id == session_id, _items.c.turn.not_in(hidden)
     )
 
@@ -80,6 +88,8 @@ _RECORD_TURN = _record.on_conflict_do_update(
                 "output_tokens",
                 "total_tokens",
                 "finished_at",
+                "estimated_input_tokens",
+                "window_first_seq",
             )
         },
         "started_at": func.coalesce(_turns.c.started_at, _record.excluded.started_at),
@@ -139,9 +149,10 @@ class CoreBackend:
                     "item_count": count,
                     "turn_count": user_inputs,
                     "last_seq": count,
+                    "cumulative_tokens": sum(item.tokens for item in items),
                 },
             )
-            last_seq, turn_count = counters.one()
+            last_seq, turn_count, cumulative = counters.one()
             rows = [
                 {
                     "session_id": session_id,
@@ -152,13 +163,115 @@ class CoreBackend:
                     "text": item.text,
                     "item": item.item_json,
                     "created_at": now,
+                    "tokens": item.tokens,
+                    "cumulative_tokens": running,
                 }
-                for seq, turn, item in numbered(items, last_seq=last_seq, turn_count=turn_count)
+                for seq, turn, running, item in numbered(
+                    items, last_seq=last_seq, turn_count=turn_count, cumulative_tokens=cumulative
+                )
             ]
             await connection.execute(_items.insert(), rows)
             return Appended(last_seq=last_seq, turn=turn_count)
 
         return await self._write("add_items", insert)
+
+    async def read_recent(
+        self, session_id: str, tokens: int, *, after: int | None = None
+    ) -> RecentRows:
+        window_start = (
+            select(
+                _items.c.seq,
+                _items.c.cumulative_tokens,
+                _sessions.c.cumulative_tokens,
+                _items.c.tokens,
+                exists().where(
+                    _turns.c.session_id == session_id,
+                    _turns.c.turn == _items.c.turn,
+                    _turns.c.status.in_(tables.HIDDEN_STATUSES),
+                ),
+            )
+            .select_from(_items.join(_sessions, _sessions.c.session_id == _items.c.session_id))
+            .where(
+                _items.c.session_id == session_id,
+                _sessions.c.cumulative_tokens > tokens,
+                _items.c.cumulative_tokens >= _sessions.c.cumulative_tokens - tokens,
+            )
+            .order_by(_items.c.cumulative_tokens)
+            .limit(1)
+        )
+        engine = await self._engine()
+        async with engine.connect() as connection:
+            await connection.execution_options(**_READ_OPTIONS)
+            start = (await connection.execute(window_start)).first()
+            first = max(start[0] if start is not None else 0, after or 0)
+            statement = (
+                _history(session_id, _items.c.turn, _items.c.tokens)
+                .where(_items.c.seq > first)
+                .order_by(_items.c.seq)
+            )
+            rows = (await connection.execute(statement)).all()
+            turn_before = None
+            if rows:
+                turn_before = await connection.scalar(
+                    select(_items.c.turn)
+                    .where(_items.c.session_id == session_id, _items.c.seq < rows[0][0])
+                    .order_by(_items.c.seq.desc())
+                    .limit(1)
+                )
+        return recent_rows(rows, turn_before, start, after)
+
+    async def latest_summary(self, session_id: str) -> Summary | None:
+        engine = await self._engine()
+        async with engine.connect() as connection:
+            await connection.execution_options(**_READ_OPTIONS)
+            row = (
+                await connection.execute(
+                    select(*(_summaries.c[name] for name in SUMMARY_FIELDS))
+                    .where(_summaries.c.session_id == session_id)
+                    .order_by(_summaries.c.last_seq.desc(), _summaries.c.id.desc())
+                    .limit(1)
+                )
+            ).first()
+        if row is None:
+            return None
+        values = dict(zip(SUMMARY_FIELDS, row, strict=True))
+        values["created_at"] = as_utc(values["created_at"])
+        return Summary(**values)
+
+    async def add_summary(
+        self, session_id: str, summary: Summary, *, previous_last_seq: int
+    ) -> bool:
+        async def add(connection: AsyncConnection) -> bool:
+            newest = await connection.scalar(
+                select(func.coalesce(func.max(_summaries.c.last_seq), 0)).where(
+                    _summaries.c.session_id == session_id
+                )
+            )
+            if newest != previous_last_seq:
+                return False
+            values = {name: getattr(summary, name) for name in SUMMARY_FIELDS}
+            await connection.execute(_summaries.insert().values(session_id=session_id, **values))
+            return True
+
+        return await self._write("add_summary", add)
+
+    async def recent_usage(self, session_id: str, limit: int) -> list[tuple[int, int]]:
+        engine = await self._engine()
+        async with engine.connect() as connection:
+            await connection.execution_options(**_READ_OPTIONS)
+            rows = (
+                await connection.execute(
+                    select(_turns.c.estimated_input_tokens, _turns.c.input_tokens)
+                    .where(
+                        _turns.c.session_id == session_id,
+                        _turns.c.estimated_input_tokens > 0,
+                        _turns.c.input_tokens > 0,
+                    )
+                    .order_by(_turns.c.turn.desc())
+                    .limit(limit)
+                )
+            ).all()
+        return [(estimated, reported) for estimated, reported in reversed(rows)]
 
     async def turn_of(self, session_id: str, seq: int) -> int | None:
         engine = await self._engine()
@@ -171,10 +284,10 @@ class CoreBackend:
 
     async def record_turns(self, session_id: str, records: Sequence[TurnRecord]) -> None:
         async def record(connection: AsyncConnection) -> None:
-            exists = await connection.scalar(
+            known = await connection.scalar(
                 select(_sessions.c.session_id).where(_sessions.c.session_id == session_id)
             )
-            if exists is None:
+            if known is None:
                 return
             rows = [
                 {
@@ -189,6 +302,8 @@ class CoreBackend:
                     "total_tokens": r.total_tokens,
                     "started_at": r.started_at,
                     "finished_at": r.finished_at,
+                    "estimated_input_tokens": r.estimated_input_tokens,
+                    "window_first_seq": r.window_first_seq,
                 }
                 for r in records
             ]

@@ -43,12 +43,16 @@ from .._loop_resources import LoopResources
 from .base import (
     Appended,
     EncodedItem,
+    RecentRows,
     Rows,
+    Summary,
     TurnRecord,
     merged_metadata,
     metadata_json,
     metadata_object,
     numbered,
+    recent_rows,
+    summary_values,
 )
 
 _T = TypeVar("_T")
@@ -65,21 +69,25 @@ CLOSE_TIMEOUT = 10.0
 _APPEND = """
 WITH counters AS (
     INSERT INTO hs_sessions
-        (session_id, created_at, updated_at, item_count, turn_count, last_seq)
-    VALUES ($1, $2::timestamptz, $2, $3::bigint, $4::integer, $3)
+        (session_id, created_at, updated_at, item_count, turn_count, last_seq, cumulative_tokens)
+    VALUES ($1, $2::timestamptz, $2, $3::bigint, $4::integer, $3, $10::bigint)
     ON CONFLICT (session_id) DO UPDATE SET
         last_seq = hs_sessions.last_seq + excluded.last_seq,
         item_count = hs_sessions.item_count + excluded.item_count,
         turn_count = hs_sessions.turn_count + excluded.turn_count,
+        cumulative_tokens = hs_sessions.cumulative_tokens + excluded.cumulative_tokens,
         updated_at = excluded.updated_at
-    RETURNING last_seq, turn_count
+    RETURNING last_seq, turn_count, cumulative_tokens
 ), inserted AS (
-INSERT INTO hs_items (session_id, seq, turn, role, item_type, text, item, created_at)
+INSERT INTO hs_items (session_id, seq, turn, role, item_type, text, item, created_at, tokens,
+                      cumulative_tokens)
 SELECT $1, counters.last_seq - $3 + batch.position,
        counters.turn_count - $4 + batch.turn_offset,
-       batch.role, batch.item_type, batch.text, batch.item, $2
-FROM counters, unnest($5::text[], $6::text[], $7::text[], $8::text[], $9::integer[])
-    WITH ORDINALITY AS batch(role, item_type, text, item, turn_offset, position)
+       batch.role, batch.item_type, batch.text, batch.item, $2, batch.tokens,
+       counters.cumulative_tokens - $10 + batch.running
+FROM counters, unnest($5::text[], $6::text[], $7::text[], $8::text[], $9::integer[],
+                      $11::integer[], $12::bigint[])
+    WITH ORDINALITY AS batch(role, item_type, text, item, turn_offset, tokens, running, position)
 )
 SELECT last_seq, turn_count FROM counters
 """
@@ -92,6 +100,55 @@ _READ_ALL = _HISTORY + "ORDER BY seq"
 _READ_TAIL = _HISTORY + "ORDER BY seq DESC LIMIT $2"
 _READ_TAIL_BELOW = _HISTORY + "AND seq < $3 ORDER BY seq DESC LIMIT $2"
 _TURN_OF = "SELECT turn FROM hs_items WHERE session_id = $1 AND seq = $2"
+_TURN_BELOW = (
+    "SELECT turn FROM hs_items WHERE session_id = $1 AND seq < $2 ORDER BY seq DESC LIMIT 1"
+)
+# The newest history rows whose tokens add up to at most $2, after seq $3: those after the
+# oldest row p whose running total reaches (total - $2), one index lookup on
+# (session_id, cumulative_tokens); all of them when the total is within $2.
+# Where the window starts, then the history rows after it: as in sqlite.py. PostgreSQL's
+# planner needs the shapes: as a plain join it walks the session's whole cumulative index
+# with the bound as a join filter (340 ms at 1M items), as LATERAL it is one index lookup;
+# and without the always-true bound on last_seq it takes `seq > $2` for most of the
+# session's rows and picks a bitmap scan.
+_WINDOW_START = """
+SELECT p.seq, p.cumulative_tokens, s.cumulative_tokens, p.tokens, EXISTS (
+    SELECT 1 FROM hs_turns t
+    WHERE t.session_id = $1 AND t.turn = p.turn AND t.status IN ('failed', 'blocked'))
+FROM hs_sessions s, LATERAL (
+    SELECT i.seq, i.cumulative_tokens, i.tokens, i.turn FROM hs_items i
+    WHERE i.session_id = $1 AND i.cumulative_tokens >= s.cumulative_tokens - $2
+    ORDER BY i.cumulative_tokens LIMIT 1) p
+WHERE s.session_id = $1 AND s.cumulative_tokens > $2
+"""
+_RECENT = """
+SELECT seq, item, turn, tokens FROM hs_items
+WHERE session_id = $1 AND seq > $2
+  AND seq <= (SELECT last_seq FROM hs_sessions WHERE session_id = $1)
+  AND turn NOT IN (
+    SELECT turn FROM hs_turns WHERE session_id = $1 AND status IN ('failed', 'blocked'))
+ORDER BY seq
+"""
+_LATEST_SUMMARY = """
+SELECT first_seq, last_seq, text, tokens, model, input_tokens, output_tokens, total_tokens,
+       created_at
+FROM hs_summaries WHERE session_id = $1 ORDER BY last_seq DESC, id DESC LIMIT 1
+"""
+# Only while the newest summary still ends at $11; the caller holds the session's row lock,
+# so two writers cannot both see the same newest summary.
+_ADD_SUMMARY = """
+INSERT INTO hs_summaries (session_id, first_seq, last_seq, text, tokens, model, input_tokens,
+                          output_tokens, total_tokens, created_at)
+SELECT $1::varchar, $2::bigint, $3::bigint, $4::text, $5::integer, $6::text, $7::integer,
+       $8::integer, $9::integer, $10::timestamptz
+WHERE coalesce((SELECT max(last_seq) FROM hs_summaries WHERE session_id = $1::varchar), 0)
+      = $11::bigint
+"""
+_RECENT_USAGE = """
+SELECT estimated_input_tokens, input_tokens FROM hs_turns
+WHERE session_id = $1 AND estimated_input_tokens > 0 AND input_tokens > 0
+ORDER BY turn DESC LIMIT $2
+"""
 _LOCK_SESSION = "SELECT 1 FROM hs_sessions WHERE session_id = $1 FOR UPDATE"
 # Every part sees the snapshot before the DELETE, so `below` is the row under the removed
 # one. The turn count goes back only when the removed row started the latest turn (the rule
@@ -123,8 +180,9 @@ SELECT count(*) FROM counted
 # A turn's row, or its new outcome; NULL keeps what is stored. Only for an existing session.
 _RECORD_TURN = """
 INSERT INTO hs_turns (session_id, turn, status, agent, model, requests, input_tokens,
-                      output_tokens, total_tokens, started_at, finished_at)
-SELECT $1::varchar, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11
+                      output_tokens, total_tokens, started_at, finished_at,
+                      estimated_input_tokens, window_first_seq)
+SELECT $1::varchar, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13
 WHERE EXISTS (SELECT 1 FROM hs_sessions WHERE session_id = $1::varchar)
 ON CONFLICT (session_id, turn) DO UPDATE SET
     status = excluded.status,
@@ -135,7 +193,10 @@ ON CONFLICT (session_id, turn) DO UPDATE SET
     output_tokens = coalesce(excluded.output_tokens, hs_turns.output_tokens),
     total_tokens = coalesce(excluded.total_tokens, hs_turns.total_tokens),
     started_at = coalesce(hs_turns.started_at, excluded.started_at),
-    finished_at = coalesce(excluded.finished_at, hs_turns.finished_at)
+    finished_at = coalesce(excluded.finished_at, hs_turns.finished_at),
+    estimated_input_tokens = coalesce(excluded.estimated_input_tokens,
+                                      hs_turns.estimated_input_tokens),
+    window_first_seq = coalesce(excluded.window_first_seq, hs_turns.window_first_seq)
 """
 _DELETE_ITEMS = "DELETE FROM hs_items WHERE session_id = $1"
 _DELETE_SESSION = "DELETE FROM hs_sessions WHERE session_id = $1"
@@ -325,7 +386,8 @@ class PostgresBackend:
         self, session_id: str, items: Sequence[EncodedItem], now: datetime
     ) -> Appended:
         user_inputs = sum(1 for item in items if item.starts_turn)
-        offsets = [turn for _, turn, _ in numbered(items, last_seq=0, turn_count=user_inputs)]
+        tokens = sum(item.tokens for item in items)
+        within = list(numbered(items, last_seq=0, turn_count=user_inputs, cumulative_tokens=tokens))
         arguments = (
             session_id,
             now,
@@ -335,7 +397,10 @@ class PostgresBackend:
             [item.item_type for item in items],
             [item.text for item in items],
             [item.item_json for item in items],
-            offsets,
+            [turn for _, turn, _, _ in within],
+            tokens,
+            [item.tokens for item in items],
+            [running for _, _, running, _ in within],
         )
 
         async def insert(connection: Connection) -> Appended:
@@ -344,6 +409,42 @@ class PostgresBackend:
             return Appended(last_seq=counters[0], turn=counters[1])
 
         return await self._write("add_items", insert, transaction=False)
+
+    async def read_recent(
+        self, session_id: str, tokens: int, *, after: int | None = None
+    ) -> RecentRows:
+        start = await self._fetch(_WINDOW_START, session_id, tokens)
+        start_seq = start[0][0] if start else 0
+        rows = await self._fetch(_RECENT, session_id, max(start_seq, after or 0))
+        turn_before = None
+        if rows:
+            below = await self._fetch(_TURN_BELOW, session_id, rows[0][0])
+            turn_before = below[0][0] if below else None
+        return recent_rows(rows, turn_before, start[0] if start else None, after)
+
+    async def latest_summary(self, session_id: str) -> Summary | None:
+        rows = await self._fetch(_LATEST_SUMMARY, session_id)
+        if not rows:
+            return None
+        record: Any = rows[0]  # its columns are Summary's fields, in order
+        return Summary(*record)
+
+    async def add_summary(
+        self, session_id: str, summary: Summary, *, previous_last_seq: int
+    ) -> bool:
+        assert summary.created_at is not None, "a stored summary has its time"
+        values = (*summary_values(session_id, summary, summary.created_at), previous_last_seq)
+
+        async def add(connection: Connection) -> bool:
+            await connection.execute(_LOCK_SESSION, session_id)
+            status: str = await connection.execute(_ADD_SUMMARY, *values)
+            return status == "INSERT 0 1"
+
+        return await self._write("add_summary", add)
+
+    async def recent_usage(self, session_id: str, limit: int) -> list[tuple[int, int]]:
+        rows = await self._fetch(_RECENT_USAGE, session_id, limit)
+        return [(int(row[0]), int(row[1])) for row in reversed(rows)]
 
     async def turn_of(self, session_id: str, seq: int) -> int | None:
         rows = await self._fetch(_TURN_OF, session_id, seq)
@@ -363,6 +464,8 @@ class PostgresBackend:
                 record.total_tokens,
                 record.started_at,
                 record.finished_at,
+                record.estimated_input_tokens,
+                record.window_first_seq,
             )
             for record in records
         ]

@@ -56,18 +56,23 @@ from .._engine import (
     sqlite_busy_timeout,
     sqlite_file_error,
 )
+from .._time import as_utc
 from ..errors import StoreClosedError
 from . import sqlite_fts as search_index
 from .base import (
     Appended,
     EncodedItem,
+    RecentRows,
     Rows,
+    Summary,
     TurnRecord,
     first_of_turn,
     merged_metadata,
     metadata_json,
     metadata_object,
     numbered,
+    recent_rows,
+    summary_values,
 )
 
 _T = TypeVar("_T")
@@ -92,18 +97,28 @@ _format_datetime: Callable[[datetime], str] = tables.items.c.created_at.type.dia
     _DIALECT
 ).bind_processor(_DIALECT)  # type: ignore[assignment]
 
+_parse_stamp: Callable[[str], datetime] = tables.items.c.created_at.type.dialect_impl(
+    _DIALECT
+).result_processor(_DIALECT, None)  # type: ignore[assignment]
+
+
+def _parse_datetime(value: str | None) -> datetime | None:
+    return as_utc(_parse_stamp(value)) if value is not None else None
+
+
 # Constant statements; the names are those of tables.py.
 _UPSERT = (
     "INSERT INTO hs_sessions (session_id, created_at, updated_at, item_count, turn_count, "
-    "last_seq) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (session_id) DO UPDATE SET "
-    "last_seq = hs_sessions.last_seq + excluded.last_seq, "
+    "last_seq, cumulative_tokens) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (session_id) "
+    "DO UPDATE SET last_seq = hs_sessions.last_seq + excluded.last_seq, "
     "item_count = hs_sessions.item_count + excluded.item_count, "
     "turn_count = hs_sessions.turn_count + excluded.turn_count, "
-    "updated_at = excluded.updated_at RETURNING last_seq, turn_count"
+    "cumulative_tokens = hs_sessions.cumulative_tokens + excluded.cumulative_tokens, "
+    "updated_at = excluded.updated_at RETURNING last_seq, turn_count, cumulative_tokens"
 )
 _INSERT = (
-    "INSERT INTO hs_items (session_id, seq, turn, role, item_type, text, item, created_at) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+    "INSERT INTO hs_items (session_id, seq, turn, role, item_type, text, item, created_at, "
+    "tokens, cumulative_tokens) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 # History rows only: those of failed or blocked turns stay stored but are not history.
 # ?1 is the session id in every read.
@@ -115,6 +130,38 @@ _ALL = _HISTORY + "ORDER BY seq"
 _HEAD = _HISTORY + "ORDER BY seq LIMIT ?2"
 _TAIL = _HISTORY + "ORDER BY seq DESC LIMIT ?2"
 _TAIL_BELOW = _HISTORY + "AND seq < ?3 ORDER BY seq DESC LIMIT ?2"
+# Where the window of ?2 tokens starts: the oldest row p whose running total reaches
+# (total - ?2), one index lookup on (session_id, cumulative_tokens); no row when the whole
+# total is within ?2 (and p's own tokens, and whether p is in a hidden turn, for
+# base.recent_rows). The window is then the history rows after p (_RECENT).
+_WINDOW_START = (
+    "SELECT p.seq, p.cumulative_tokens, s.cumulative_tokens, p.tokens, EXISTS (SELECT 1 FROM "
+    "hs_turns t WHERE t.session_id = ?1 AND t.turn = p.turn AND t.status IN ('failed', "
+    "'blocked')) FROM hs_items p, hs_sessions s "
+    "WHERE s.session_id = ?1 AND p.session_id = ?1 AND s.cumulative_tokens > ?2 "
+    "AND p.cumulative_tokens >= s.cumulative_tokens - ?2 ORDER BY p.cumulative_tokens LIMIT 1"
+)
+_RECENT = (
+    "SELECT seq, item, turn, tokens FROM hs_items WHERE session_id = ?1 AND seq > ?2 AND turn "
+    "NOT IN (SELECT turn FROM hs_turns WHERE session_id = ?1 AND status IN ('failed', "
+    "'blocked')) ORDER BY seq"
+)
+_LATEST_SUMMARY = (
+    "SELECT first_seq, last_seq, text, tokens, model, input_tokens, output_tokens, "
+    "total_tokens, created_at FROM hs_summaries WHERE session_id = ? "
+    "ORDER BY last_seq DESC, id DESC LIMIT 1"
+)
+# Only while the newest summary still ends at ?11 (writes are serialized: no race).
+_ADD_SUMMARY = (
+    "INSERT INTO hs_summaries (session_id, first_seq, last_seq, text, tokens, model, "
+    "input_tokens, output_tokens, total_tokens, created_at) "
+    "SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10 WHERE coalesce((SELECT max(last_seq) "
+    "FROM hs_summaries WHERE session_id = ?1), 0) = ?11"
+)
+_RECENT_USAGE = (
+    "SELECT estimated_input_tokens, input_tokens FROM hs_turns WHERE session_id = ? "
+    "AND estimated_input_tokens > 0 AND input_tokens > 0 ORDER BY turn DESC LIMIT ?"
+)
 _TURN_OF = "SELECT turn FROM hs_items WHERE session_id = ? AND seq = ?"
 _DELETE_ONE = "DELETE FROM hs_items WHERE session_id = ? AND seq = ? RETURNING turn"
 _TURN_BELOW = "SELECT turn FROM hs_items WHERE session_id = ? AND seq < ? ORDER BY seq DESC LIMIT 1"
@@ -129,8 +176,8 @@ _FORGET_TURN_ROW = "DELETE FROM hs_turns WHERE session_id = ? AND turn = ?"
 # A turn's row, or its new outcome; None keeps what is stored. Only for an existing session.
 _RECORD_TURN = (
     "INSERT INTO hs_turns (session_id, turn, status, agent, model, requests, input_tokens, "
-    "output_tokens, total_tokens, started_at, finished_at) "
-    "SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11 "
+    "output_tokens, total_tokens, started_at, finished_at, estimated_input_tokens, "
+    "window_first_seq) SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13 "
     "WHERE EXISTS (SELECT 1 FROM hs_sessions WHERE session_id = ?1) "
     "ON CONFLICT (session_id, turn) DO UPDATE SET status = excluded.status, "
     "agent = coalesce(excluded.agent, hs_turns.agent), "
@@ -140,7 +187,10 @@ _RECORD_TURN = (
     "output_tokens = coalesce(excluded.output_tokens, hs_turns.output_tokens), "
     "total_tokens = coalesce(excluded.total_tokens, hs_turns.total_tokens), "
     "started_at = coalesce(hs_turns.started_at, excluded.started_at), "
-    "finished_at = coalesce(excluded.finished_at, hs_turns.finished_at)"
+    "finished_at = coalesce(excluded.finished_at, hs_turns.finished_at), "
+    "estimated_input_tokens = coalesce(excluded.estimated_input_tokens, "
+    "hs_turns.estimated_input_tokens), "
+    "window_first_seq = coalesce(excluded.window_first_seq, hs_turns.window_first_seq)"
 )
 _CLEAR_ITEMS = "DELETE FROM hs_items WHERE session_id = ?"
 _CLEAR_SESSION = "DELETE FROM hs_sessions WHERE session_id = ?"
@@ -426,10 +476,17 @@ class SQLiteBackend:
         except Exception as exc:  # upkeep only: the next round tries again
             logger.warning("SQLite checkpoint failed on %s: %s", redact(self._url), exc)
 
-    async def turn_of(self, session_id: str, seq: int) -> int | None:
-        rows = self._read_inline(_TURN_OF, (session_id, seq))
+    async def _read_rows(
+        self, statement: str, parameters: tuple[Any, ...]
+    ) -> list[tuple[Any, ...]]:
+        """A short read: on the caller's thread, or a worker thread if SQLite answers busy."""
+        rows = self._read_inline(statement, parameters)
         if rows is None:
-            rows = await asyncio.to_thread(self._read, _TURN_OF, (session_id, seq), inline=False)
+            rows = await asyncio.to_thread(self._read, statement, parameters, inline=False)
+        return rows
+
+    async def turn_of(self, session_id: str, seq: int) -> int | None:
+        rows = await self._read_rows(_TURN_OF, (session_id, seq))
         return rows[0][0] if rows else None
 
     async def record_turns(self, session_id: str, records: Sequence[TurnRecord]) -> None:
@@ -447,11 +504,54 @@ class SQLiteBackend:
                 record.total_tokens,
                 _format_optional(record.started_at),
                 _format_optional(record.finished_at),
+                record.estimated_input_tokens,
+                record.window_first_seq,
             )
             for record in records
         ]
         if rows:
             await self._write("record_turns", _record_turns, rows)
+
+    async def read_recent(
+        self, session_id: str, tokens: int, *, after: int | None = None
+    ) -> RecentRows:
+        start = await self._read_rows(_WINDOW_START, (session_id, tokens))
+        start_seq = start[0][0] if start else 0
+        rows = await self._read_rows(_RECENT, (session_id, max(start_seq, after or 0)))
+        turn_before = None
+        if rows:
+            below = await self._read_rows(_TURN_BELOW, (session_id, rows[0][0]))
+            turn_before = below[0][0] if below else None
+        return recent_rows(rows, turn_before, start[0] if start else None, after)
+
+    async def latest_summary(self, session_id: str) -> Summary | None:
+        rows = await self._read_rows(_LATEST_SUMMARY, (session_id,))
+        if not rows:
+            return None
+        first_seq, last_seq, text, tokens, model, given, taken, total, created = rows[0]
+        return Summary(
+            first_seq=first_seq,
+            last_seq=last_seq,
+            text=text,
+            tokens=tokens,
+            model=model,
+            input_tokens=given,
+            output_tokens=taken,
+            total_tokens=total,
+            created_at=_parse_datetime(created),
+        )
+
+    async def add_summary(
+        self, session_id: str, summary: Summary, *, previous_last_seq: int
+    ) -> bool:
+        assert summary.created_at is not None, "a stored summary has its time"
+        stored = summary_values(session_id, summary, _format_datetime(summary.created_at))
+        values = (*stored, previous_last_seq)
+        return await self._write("add_summary", _insert_one, _ADD_SUMMARY, values)
+
+    async def recent_usage(self, session_id: str, limit: int) -> list[tuple[int, int]]:
+        rows = await self._read_rows(_RECENT_USAGE, (session_id, limit))
+        return [(estimated, reported) for estimated, reported in reversed(rows)]
 
     async def remove(self, session_id: str, seq: int, now: datetime) -> bool:
         """Delete one item and count it out; ``False`` if it was already gone."""
@@ -527,16 +627,20 @@ def _append(
 ) -> Appended:
     count = len(items)
     user_inputs = sum(1 for item in items if item.starts_turn)
-    last_seq, turn_count = connection.execute(
-        _UPSERT, (session_id, stamp, stamp, count, user_inputs, count)
+    tokens = sum(item.tokens for item in items)
+    last_seq, turn_count, cumulative = connection.execute(
+        _UPSERT, (session_id, stamp, stamp, count, user_inputs, count, tokens)
     ).fetchone()
     connection.executemany(
         _INSERT,
         [
-            (session_id, seq, turn, item.role, item.item_type, item.text, item.item_json, stamp)
-            for seq, turn, item in numbered(items, last_seq=last_seq, turn_count=turn_count)
+            (session_id, seq, turn, item.role, item.item_type, item.text, item.item_json, stamp,
+             item.tokens, running)
+            for seq, turn, running, item in numbered(
+                items, last_seq=last_seq, turn_count=turn_count, cumulative_tokens=cumulative
+            )
         ],
-    )
+    )  # fmt: skip
     if index_now:
         search_index.flush(connection)
     return Appended(last_seq=last_seq, turn=turn_count)
@@ -557,6 +661,10 @@ def _remove(connection: sqlite3.Connection, session_id: str, seq: int, stamp: st
     else:
         connection.execute(_FORGET, (stamp, session_id))
     return True
+
+
+def _insert_one(connection: sqlite3.Connection, statement: str, values: tuple[Any, ...]) -> bool:
+    return connection.execute(statement, values).rowcount == 1
 
 
 def _checkpoint(connection: sqlite3.Connection) -> None:

@@ -15,10 +15,11 @@ reasoning text (``content`` parts). Each image part (``input_image``, ``image_ur
 
 **Offline.** ``tiktoken`` downloads ``o200k_base`` on first use and caches it in
 ``TIKTOKEN_CACHE_DIR`` (default: ``<tmp>/data-gym-cache``), under the SHA-1 of the file's
-URL. Without network and without that file, :func:`default_counter` falls back to the
-estimate (logged once at DEBUG). LiteLLM's wheel ships the file under that name in
-``litellm/litellm_core_utils/tokenizers/`` (and points ``TIKTOKEN_CACHE_DIR`` there when it
-is imported), so pointing ``TIKTOKEN_CACHE_DIR`` at a copy of it works offline.
+URL. LiteLLM's wheel ships the file under that name in
+``litellm/litellm_core_utils/tokenizers/``; when ``TIKTOKEN_CACHE_DIR`` is not set,
+:func:`default_counter` reads it from there if LiteLLM is installed (without importing it),
+so the default is the same whatever the process imported first. Without network and without
+that file, it falls back to the estimate (logged once at DEBUG).
 
 **Calibration.** No local count matches every server (chat templates, tool schemas, another
 tokenizer). :func:`calibration_ratio` turns pairs of (our estimate of a request, the input
@@ -28,8 +29,10 @@ tokens the server reported for it) into a factor to scale later estimates by;
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import math
+import os
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from functools import cache
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
@@ -164,11 +167,36 @@ def default_counter() -> TokenCounter:
 
 @cache
 def _default_encoding() -> tiktoken.Encoding | None:
+    # Without a cache directory of its own, tiktoken looks in a temporary one and else
+    # downloads; LiteLLM's wheel ships the file, and points tiktoken at it only once it is
+    # imported. Looking there first makes the default the same whatever was imported before.
+    bundled = None if os.environ.get("TIKTOKEN_CACHE_DIR") else _litellm_tokenizers()
     try:
-        return TiktokenCounter.load().encoding
+        if bundled is None:
+            return TiktokenCounter.load().encoding
+        os.environ["TIKTOKEN_CACHE_DIR"] = bundled
+        try:
+            return TiktokenCounter.load().encoding
+        finally:
+            del os.environ["TIKTOKEN_CACHE_DIR"]
     except ConfigurationError as exc:
         logger.debug("token counts use the estimate (characters / 4): %s", exc)
         return None
+
+
+def _litellm_tokenizers() -> str | None:
+    """LiteLLM's bundled tiktoken cache, found without importing LiteLLM."""
+    try:
+        spec = importlib.util.find_spec("litellm")
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for location in spec.submodule_search_locations:
+        folder = os.path.join(location, "litellm_core_utils", "tokenizers")
+        if os.path.isdir(folder):
+            return folder
+    return None
 
 
 def calibration_ratio(

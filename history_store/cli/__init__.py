@@ -46,6 +46,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.json and not args.json_output:
         # Given before the command name, where every command's options are accepted.
         parser.error(f"argument --json: {args.command} has no JSON output")
+    usage = getattr(args, "usage_check", None)
+    problem = usage(args) if usage is not None else None
+    if problem is not None:
+        # Options that only go together: a usage error (exit 2), as argparse's own are.
+        parser.error(f"{args.command}: {problem}")
     try:
         code: int = asyncio.run(args.handler(args))
         sys.stdout.flush()  # a reader that closed the pipe is found here, not at exit

@@ -48,3 +48,18 @@ def number(low: float, high: float, *, above_low: bool = False) -> Callable[[str
 
 
 positive_int = integer(1)
+
+
+def add_budget_options(parser: argparse.ArgumentParser, *, required: bool, help: str) -> None:
+    """``--max-input-tokens N`` and ``--reserve-output-tokens N``: a ``ContextBudget`` given
+    on the command line (it is not stored in the database)."""
+    parser.add_argument(
+        "--max-input-tokens", type=positive_int, required=required, metavar="N", help=help
+    )
+    parser.add_argument(
+        "--reserve-output-tokens",
+        type=integer(0, MAX_INTEGER),
+        default=0,
+        metavar="N",
+        help="tokens the budget keeps for the reply (default 0)",
+    )

@@ -95,8 +95,9 @@ def print_line(text: str, *, file: TextIO | None = None) -> None:
     stream.write(text + "\n")
 
 
-def plural(count: int, noun: str) -> str:
-    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+def plural(count: int, noun: str, nouns: str | None = None) -> str:
+    """``1 item``, ``2 items`` (``nouns``: the plural when it is not ``noun + "s"``)."""
+    return f"{count} {noun}" if count == 1 else f"{count} {nouns or noun + 's'}"
 
 
 class StreamedRows:

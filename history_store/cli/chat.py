@@ -10,7 +10,14 @@ from typing import Any
 
 from ..tools import chat as chat_tool
 from ..tools.demo import run_demo
+from ._arguments import positive_int
 from ._command import add_command, common_options
+
+
+def _chat_usage(args: argparse.Namespace) -> str | None:
+    if args.summarize and args.max_input_tokens is None:
+        return "--summarize needs --max-input-tokens N (what leaves that window is summarized)"
+    return None
 
 
 async def _chat(args: argparse.Namespace) -> int:
@@ -20,6 +27,8 @@ async def _chat(args: argparse.Namespace) -> int:
         model=args.model,
         base_url=args.base_url,
         instructions=args.instructions,
+        max_input_tokens=args.max_input_tokens,
+        summarize=args.summarize,
     )
     # Nothing got through: a script piping lines in must see that (the errors are on stderr).
     return 1 if summary.failures and not summary.replies else 0
@@ -46,6 +55,19 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default=chat_tool.DEFAULT_CHAT_MODEL, help="the model name")
     p.add_argument("--base-url", help="an OpenAI-compatible API base URL (Chat Completions)")
     p.add_argument("--instructions", help="the system instructions for the model")
+    p.add_argument(
+        "--max-input-tokens",
+        type=positive_int,
+        metavar="N",
+        help="keep every request within N tokens: the newest whole turns that fit are sent "
+        "(all are kept)",
+    )
+    p.add_argument(
+        "--summarize",
+        action="store_true",
+        help="with --max-input-tokens: the model also summarizes the turns that leave",
+    )
+    p.set_defaults(usage_check=_chat_usage)
     add_command(
         commands, url_only, "demo", "run the offline demo", _demo, example_line="history-store demo"
     )

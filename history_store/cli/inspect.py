@@ -8,10 +8,10 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from ..tools import inspect
+from ..tools import context, inspect
 from ..tools.search import search
 from ..tools.sql import sql
-from ._arguments import MAX_DAYS, MAX_INTEGER, integer, number, positive_int
+from ._arguments import MAX_DAYS, MAX_INTEGER, add_budget_options, integer, number, positive_int
 from ._command import add_command
 from ._output import StreamedRows, cell, print_json, print_line, print_table
 from ._sql_options import add_sql_limits
@@ -46,6 +46,8 @@ async def _sessions(args: argparse.Namespace) -> int:
 
 
 async def _show(args: argparse.Namespace) -> int:
+    if args.window or args.max_input_tokens is not None:
+        return await _show_window(args)
     items = await inspect.show(args.session, args.url, turn=args.turn, last=args.last)
     turns = await inspect.turns(args.session, args.url, turn=args.turn, last=args.last)
     if args.json:
@@ -64,6 +66,44 @@ async def _show(args: argparse.Namespace) -> int:
                 for t in turns
             ],
         )  # fmt: skip
+    return 0
+
+
+def _show_usage(args: argparse.Namespace) -> str | None:
+    if args.window != (args.max_input_tokens is not None):
+        return (
+            "--window needs --max-input-tokens N (the budget: it is not stored), and the "
+            "other way round"
+        )
+    if args.window and (args.turn is not None or args.last is not None):
+        return "--window shows the next request's window; drop --turn/--last"
+    return None
+
+
+async def _show_window(args: argparse.Namespace) -> int:
+    view = await context.window(
+        args.session,
+        args.url,
+        max_input_tokens=args.max_input_tokens,
+        reserve_output_tokens=args.reserve_output_tokens,
+    )
+    if args.json:
+        print_json(view)
+        return 0
+    rows = [
+        (i.seq or "", i.turn if i.turn >= 0 else "", i.role, i.item_type, i.tokens,
+         cell(i.text, _TEXT_WIDTH))
+        for i in view.items
+    ]  # fmt: skip
+    print_table(["SEQ", "TURN", "ROLE", "TYPE", "TOKENS", "TEXT"], rows, empty="no items")
+    print_line("")
+    if view.summary_last_seq is not None:
+        print_line(f"summary: items up to seq {view.summary_last_seq}")
+    print_line(
+        f"window: {len(view.items)} of {view.stored_items} stored items, {view.tokens} tokens "
+        f"(x{view.ratio:.2f} calibrated: {view.calibrated_tokens}) of {view.limit}, before "
+        "the instructions, tools and new input"
+    )
     return 0
 
 
@@ -157,6 +197,14 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--last", type=integer(1, MAX_INTEGER), metavar="K", help="only the last K turns"
     )
+    p.add_argument(
+        "--window",
+        action="store_true",
+        help="what the next request would carry under a token budget, with token counts "
+        "(needs --max-input-tokens)",
+    )
+    add_budget_options(p, required=False, help="the budget (with --window)")
+    p.set_defaults(usage_check=_show_usage)
     p = add_command(
         commands,
         common,

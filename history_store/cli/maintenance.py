@@ -1,12 +1,16 @@
-"""``history-store delete`` and ``prune``: removing history."""
+"""``history-store delete`` and ``prune``: removing history; ``compact``: summarizing it."""
 
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
-from ..tools import maintenance
-from ._arguments import MAX_INTEGER, integer
+from openai import APIError
+
+from ..tools import context, maintenance
+from ..tools.chat import DEFAULT_CHAT_MODEL, server_of
+from ._arguments import MAX_INTEGER, add_budget_options, integer
 from ._command import add_command
 from ._output import plural, print_json, print_line
 from ._progress import ProgressBar
@@ -40,8 +44,32 @@ async def _prune(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _compact(args: argparse.Namespace) -> int:
+    try:
+        written = await context.compact(
+            args.session,
+            args.url,
+            model=args.model,
+            base_url=args.base_url,
+            max_input_tokens=args.max_input_tokens,
+            reserve_output_tokens=args.reserve_output_tokens,
+        )
+    except APIError as exc:
+        message = f"the model request to {server_of(args.base_url)} failed: {exc}"
+        print_line(f"error: {message}; no summary was written", file=sys.stderr)
+        return 1
+    if args.json:
+        print_json({"session_id": args.session, "summaries": written})
+    elif written:
+        covered = f"seq {written[0].first_seq}..{written[-1].last_seq}"
+        print_line(f"wrote {plural(len(written), 'summary', 'summaries')} covering {covered}")
+    else:
+        print_line("nothing has left the window: no summary written")
+    return 0
+
+
 def register(commands: Any, common: argparse.ArgumentParser) -> None:
-    """Add ``delete`` and ``prune`` to ``history-store``."""
+    """Add ``delete``, ``prune`` and ``compact`` to ``history-store``."""
     p = add_command(
         commands,
         common,
@@ -71,3 +99,16 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
         help="prune only this session (repeatable; default: every session)",
     )
     p.add_argument("--dry-run", action="store_true", help="only report what would be deleted")
+    p = add_command(
+        commands,
+        common,
+        "compact",
+        "summarize the turns that left a session's token window",
+        _compact,
+        example_line="history-store compact support-42 --max-input-tokens 8000 "
+        "--base-url http://localhost:11434/v1 --model llama3.2",
+    )
+    p.add_argument("session", help="the session id")
+    add_budget_options(p, required=True, help="the budget whose window is kept")
+    p.add_argument("--model", default=DEFAULT_CHAT_MODEL, help="the model that writes the summary")
+    p.add_argument("--base-url", help="an OpenAI-compatible API base URL (Chat Completions)")

@@ -24,7 +24,9 @@ from agents.exceptions import (
 from agents.memory import Session
 
 from .. import _run_turns as run_turns
+from .._compaction import compact
 from .._time import utcnow
+from ..budget.context import ContextBudget
 from ..session import HistorySession
 from .models import model_name, resolve_model
 
@@ -51,15 +53,28 @@ class RunOutcome:
     that is not a :class:`HistorySession`)."""
 
     def __init__(
-        self, session: Session | None, run_config: RunConfig, new_input: list[Any] | None
+        self,
+        session: Session | None,
+        run_config: RunConfig,
+        new_input: list[Any] | None,
+        *,
+        budget: ContextBudget | None = None,
     ) -> None:
         self._session = session if isinstance(session, HistorySession) else None
         self._run_config = run_config
         self._turns = (
-            run_turns.RunTurns(session=self._session, started_at=utcnow(), new_input=new_input)
+            run_turns.RunTurns(
+                session=self._session, started_at=utcnow(), new_input=new_input, budget=budget
+            )
             if self._session is not None
             else None
         )
+
+    @property
+    def turns(self) -> run_turns.RunTurns | None:
+        """What the session and the model-input filter note of this run (``None`` without a
+        HistorySession)."""
+        return self._turns
 
     @property
     def active(self) -> bool:
@@ -80,8 +95,38 @@ class RunOutcome:
             run_turns.current.reset(token)
 
     async def finished(self, result: Any) -> None:
-        """The run returned ``result``."""
+        """The run returned ``result``: its turns recorded, then (with a budget that has a
+        summarizer) what left the window summarized. A summarizer's failure is logged, and
+        the plain window is used."""
         await self._record(result, None)
+        if turn_status(result, None) == "completed":
+            await self._compact()
+
+    async def _compact(self) -> None:
+        turns, session = self._turns, self._session
+        budget = turns.budget if turns is not None and turns.budget else None
+        if session is None or turns is None or not turns.turns:
+            return
+        budget = budget or session.budget
+        if budget is None or budget.summarizer is None:
+            return
+        try:
+            backend = await session.store.backend()
+            await compact(
+                backend,
+                session.session_id,
+                budget,
+                budget.summarizer,
+                sent_from=turns.window_first_seq,
+            )
+        except Exception as error:
+            logger.warning(
+                "could not summarize the turns that left the window of session %r (%s: %s); "
+                "they stay stored, and the window without a new summary is used",
+                session.session_id,
+                type(error).__name__,
+                error,
+            )
 
     async def failed(self, error: BaseException) -> None:
         """The run raised ``error``. A failure to record is logged, never raised over it."""

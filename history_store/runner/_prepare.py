@@ -31,7 +31,9 @@ from agents.run_error_handlers import RunErrorHandlers
 from agents.run_state import RunState
 
 from .._items import validate_session_id
+from ..budget.context import ContextBudget
 from ..errors import InvalidArgumentError, ServerManagedStateError
+from ..session import HistorySession
 from ..store import HistoryStore
 from ._outcome import RunOutcome
 from .chat_history import model_input_filter
@@ -107,6 +109,7 @@ def prepare(
     session_id: str | None,
     default_store: Callable[[], HistoryStore],
     auto_attach: bool = True,
+    budget: ContextBudget | None = None,
 ) -> PreparedRun:
     """Check ``call`` and return it as the SDK should run it (see the module docstring).
 
@@ -114,8 +117,12 @@ def prepare(
     :class:`InvalidArgumentError` before any model, session, guardrail or tool is touched.
     ``auto_attach=False`` (a run nested in another under ``install()``) attaches nothing
     unless ``session_id`` is given. ``default_store()`` gives the store when ``store`` is
-    ``None``.
+    ``None``. ``budget`` (else the session's own) fits every request of the run.
     """
+    if budget is not None and not isinstance(budget, ContextBudget):
+        raise InvalidArgumentError(
+            f"budget must be a history_store.ContextBudget, got {type(budget).__name__}"
+        )
     if call.session is not None and session_id is not None:
         raise InvalidArgumentError(
             "pass either session= (the session to use) or session_id= (the id of one to "
@@ -148,21 +155,28 @@ def prepare(
         session = chosen.session(
             session_id if session_id is not None else resolved.group_id or _conversation.get()
         )
-    refusals: list[ServerManagedStateError] = []
-    overrides = {
-        "call_model_input_filter": model_input_filter(
-            resolved, resolved.call_model_input_filter, refusals
-        )
-    }
-    run_config = _with_overrides(call.run_config, overrides)
+    if budget is None and isinstance(session, HistorySession):
+        budget = session.budget
     new_input = (
         None
         if isinstance(call.input, RunState)
         else ItemHelpers.input_to_new_input_list(call.input)
     )
+    outcome = RunOutcome(session, resolved, new_input, budget=budget)
+    refusals: list[ServerManagedStateError] = []
+    overrides = {
+        "call_model_input_filter": model_input_filter(
+            resolved,
+            resolved.call_model_input_filter,
+            refusals,
+            budget=budget,
+            plan=outcome.turns,
+        )
+    }
+    run_config = _with_overrides(call.run_config, overrides)
     return PreparedRun(
         call=dataclasses.replace(call, session=session, run_config=run_config),
-        outcome=RunOutcome(session, resolved, new_input),
+        outcome=outcome,
         refusals=refusals,
     )
 

@@ -24,7 +24,10 @@ from agents.items import TResponseInputItem
 from agents.models.chatcmpl_converter import Converter
 from agents.run_config import CallModelData, CallModelInputFilter, ModelInputData
 
+from .._run_turns import RunTurns
+from ..budget.context import ContextBudget
 from ..errors import ServerManagedStateError
+from ._fit import SchemaCosts, fit_request
 from .models import resolve_model
 
 logger = logging.getLogger("history_store")
@@ -131,16 +134,23 @@ def model_input_filter(
     run_config: RunConfig,
     callers_filter: CallModelInputFilter | None,
     refusals: list[ServerManagedStateError],
+    *,
+    budget: ContextBudget | None = None,
+    plan: RunTurns | None = None,
 ) -> CallModelInputFilter:
     """A ``call_model_input_filter`` run before every model call of a run.
 
-    The caller's own filter (``callers_filter``) runs first; then, when the calling agent
-    resolves to Chat Completions under ``run_config``, what it cannot take is left out
-    (:func:`filter_history_for_chat`). A refusal met by a run nested in this one (an agent
-    used as a tool, whose refusal the SDK would turn into a tool error the model reads) is
-    raised here, before the next request, and ends the run.
+    The caller's own filter (``callers_filter``) runs first; then, with a ``budget``, the
+    request is cut to fit it (``_fit``; ``plan`` holds the session's window and notes what
+    was sent); then, when the calling agent resolves to Chat Completions under
+    ``run_config``, what it cannot take is left out (:func:`filter_history_for_chat`). A
+    refusal met by a run nested in this one (an agent used as a tool, whose refusal the SDK
+    would turn into a tool error the model reads) is raised here, before the next request,
+    and ends the run.
     """
     is_chat = _ChatAgents(run_config)
+    counter = budget.token_counter() if budget is not None else None
+    schema_costs = SchemaCosts(counter) if counter is not None else None
 
     async def filter_input(data: CallModelData[Any]) -> ModelInputData:
         if refusals:
@@ -153,6 +163,8 @@ def model_input_filter(
             if not isinstance(updated, ModelInputData):
                 raise UserError("call_model_input_filter must return a ModelInputData instance")
             model_data = updated
+        if budget is not None and counter is not None and schema_costs is not None:
+            model_data = fit_request(model_data, data.agent, budget, plan, counter, schema_costs)
         if is_chat(data.agent):
             kept = filter_history_for_chat(model_data.input, f"agent {data.agent.name!r}")
             if len(kept) != len(model_data.input):

@@ -34,6 +34,7 @@ from agents.run_state import RunState
 from agents.stream_events import StreamEvent
 
 from .._engine import resolve_url
+from ..budget.context import ContextBudget
 from ..errors import ServerManagedStateError
 from ..store import HistoryStore
 from ._prepare import PreparedRun, RunCall, prepare
@@ -90,7 +91,12 @@ def inside_run() -> bool:
 
 
 def prepare_call(
-    call: RunCall, *, store: HistoryStore | None, session_id: str | None, nested: bool = False
+    call: RunCall,
+    *,
+    store: HistoryStore | None,
+    session_id: str | None,
+    nested: bool = False,
+    budget: ContextBudget | None = None,
 ) -> PreparedRun:
     """:func:`prepare` with the process's default store. A ``nested`` run (started inside
     another under ``install()``) attaches nothing by itself, and its refusal is handed to the
@@ -102,6 +108,7 @@ def prepare_call(
             session_id=session_id,
             default_store=default_store,
             auto_attach=not nested,
+            budget=budget,
         )
     except ServerManagedStateError as refusal:
         outer = _outer_refusals.get()
@@ -208,7 +215,7 @@ class Runner:
     """``agents.Runner`` with auto-attached history, turn status and the strict guard.
 
     ``run``, ``run_sync`` and ``run_streamed`` take exactly the arguments of
-    ``agents.Runner``'s, plus two keywords:
+    ``agents.Runner``'s, plus three keywords:
 
     * ``session_id``: the session to attach from the store, on any backend. Without it (and
       without ``session``), a run whose agents reach a Chat Completions model by handoff gets
@@ -216,6 +223,12 @@ class Runner:
       :func:`history_store.conversation`, else a new id of its own: one-shot runs never
       share history. Read the id back with :func:`session_used`.
     * ``store``: the :class:`HistoryStore` to attach from; default :func:`default_store`.
+    * ``budget``: a :class:`~history_store.ContextBudget` every request of the run must fit
+      (default: the session's). The session sends the newest summary and whole turns that
+      fit; before each request the instructions, tool schemas and new input are counted
+      too and the oldest turns dropped until it fits, else
+      :class:`~history_store.ContextBudgetExceededError` is raised before it is sent.
+      With a summarizer, the turns that left the window are summarized after the run.
 
     ``session`` and ``session_id`` together raise :class:`InvalidArgumentError`.
     ``previous_response_id``, ``conversation_id`` and ``auto_previous_response_id=True``
@@ -244,13 +257,15 @@ class Runner:
         session: Session | None = None,
         session_id: str | None = None,
         store: HistoryStore | None = None,
+        budget: ContextBudget | None = None,
     ) -> RunResult:
         """Run like ``agents.Runner.run``; see the class docstring for what is added."""
         call = RunCall(
             starting_agent, input, context, max_turns, hooks, run_config, error_handlers,
             previous_response_id, auto_previous_response_id, conversation_id, session,
         )  # fmt: skip
-        return await run_prepared(prepare_call(call, store=store, session_id=session_id))
+        prepared = prepare_call(call, store=store, session_id=session_id, budget=budget)
+        return await run_prepared(prepared)
 
     @classmethod
     def run_sync(
@@ -269,13 +284,15 @@ class Runner:
         session: Session | None = None,
         session_id: str | None = None,
         store: HistoryStore | None = None,
+        budget: ContextBudget | None = None,
     ) -> RunResult:
         """Run like ``agents.Runner.run_sync``; see the class docstring for what is added."""
         call = RunCall(
             starting_agent, input, context, max_turns, hooks, run_config, error_handlers,
             previous_response_id, auto_previous_response_id, conversation_id, session,
         )  # fmt: skip
-        return run_sync_prepared(prepare_call(call, store=store, session_id=session_id))
+        prepared = prepare_call(call, store=store, session_id=session_id, budget=budget)
+        return run_sync_prepared(prepared)
 
     @classmethod
     def run_streamed(
@@ -294,10 +311,12 @@ class Runner:
         error_handlers: RunErrorHandlers[TContext] | None = None,
         session_id: str | None = None,
         store: HistoryStore | None = None,
+        budget: ContextBudget | None = None,
     ) -> RunResultStreaming:
         """Run like ``agents.Runner.run_streamed``; refusals are raised from this call."""
         call = RunCall(
             starting_agent, input, context, max_turns, hooks, run_config, error_handlers,
             previous_response_id, auto_previous_response_id, conversation_id, session,
         )  # fmt: skip
-        return run_streamed_prepared(prepare_call(call, store=store, session_id=session_id))
+        prepared = prepare_call(call, store=store, session_id=session_id, budget=budget)
+        return run_streamed_prepared(prepared)

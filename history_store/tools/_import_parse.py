@@ -15,6 +15,7 @@ from typing import Any, TextIO
 
 from .._items import encode_items, validate_session_id
 from ..errors import HistoryStoreError, ImportFormatError
+from ._export_records import parse_records
 
 EXPORT_FORMAT = "history_store.export"
 EXPORT_VERSION = 1
@@ -41,6 +42,8 @@ class PendingSession:
     turns: int
     last_seq: int
     rows: list[dict[str, Any]] = field(default_factory=list)
+    turn_records: list[dict[str, Any]] = field(default_factory=list)
+    summaries: list[dict[str, Any]] = field(default_factory=list)
 
 
 def fail(line: int, problem: str) -> ImportFormatError:
@@ -92,6 +95,8 @@ def parse_session(document: Any, line: int) -> PendingSession:
         declared_items=_number(document, "items", line, 0, _MAX_INTEGER),
         turns=_number(document, "turns", line, 0, _MAX_INTEGER),
         last_seq=_number(document, "last_seq", line, 0, _MAX_BIGINT),
+        turn_records=parse_records(document, "turn_records", session_id, fail, line),
+        summaries=parse_records(document, "summaries", session_id, fail, line),
     )
 
 
@@ -113,9 +118,11 @@ def parse_item(document: dict[str, Any], session: PendingSession, line: int) -> 
             role=encoded.role,
             item_type=encoded.item_type,
             text=encoded.text,
+            tokens=encoded.tokens,
         )
     else:
-        row.update(item=_get(document, "item_raw", str, line), role=None, text=None)
+        # A corrupt row is never sent, so it costs a window nothing.
+        row.update(item=_get(document, "item_raw", str, line), role=None, text=None, tokens=0)
         row["item_type"] = "unknown"
     return row
 

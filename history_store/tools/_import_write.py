@@ -23,6 +23,7 @@ from .._items import load_item
 from .._time import as_utc
 from ..errors import ImportConflictError, InvalidArgumentError
 from ..store import HistoryStore
+from ._export_records import write_records
 from ._import_parse import PendingSession, check_complete
 from ._open import chunks, in_transaction
 
@@ -95,6 +96,7 @@ def _upsert(dialect: str, session: PendingSession) -> Any:
         _sessions.c.last_seq,
         _sessions.c.turn_count,
         _sessions.c.item_count,
+        _sessions.c.cumulative_tokens,
     )
 
 
@@ -118,8 +120,17 @@ async def _write_session(
     before, _, _ = await _item_totals(connection, session.session_id)
     insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(_items)
     statement = insert.on_conflict_do_nothing(index_elements=[_items.c.session_id, _items.c.seq])
+    # The running token total goes on from the stored one (which never goes back), so it
+    # keeps growing with seq past every row there is or was.
+    total = int(existing.cumulative_tokens or 0)
+    for row in sorted(session.rows, key=lambda row: row["seq"]):
+        total += row["tokens"]
+        row["cumulative_tokens"] = total
     for rows in chunks(session.rows, _INSERT_CHUNK):
         await connection.execute(statement, rows)
+    await write_records(
+        connection, session.session_id, session.turn_records, session.summaries, replace=replace
+    )
     count, max_seq, max_turn = await _item_totals(connection, session.session_id)
     kept = (
         (session.last_seq, session.turns, session.created_at, session.updated_at)
@@ -133,6 +144,7 @@ async def _write_session(
     )
     values: dict[str, Any] = {
         "item_count": count,
+        "cumulative_tokens": total,
         "last_seq": max(kept[0], max_seq or 0),
         "turn_count": max(kept[1], max_turn or 0),
         "created_at": kept[2],

@@ -18,8 +18,10 @@ from typing import TextIO
 from agents import Agent, OpenAIChatCompletionsModel, set_tracing_disabled
 from openai import APIError, AsyncOpenAI
 
-from ..errors import ConfigurationError
+from ..budget.context import ContextBudget
+from ..errors import ConfigurationError, ContextBudgetExceededError
 from ..runner.run import Runner
+from ..runner.summarizer import Summarizer
 from ._open import Database, writing
 
 __all__ = ["chat", "ChatSummary", "DEFAULT_CHAT_MODEL", "EXIT_COMMANDS"]
@@ -37,7 +39,13 @@ class ChatSummary:
     failures: int
 
 
-def _client(base_url: str | None, api_key: str | None) -> AsyncOpenAI:
+def server_of(base_url: str | None) -> str:
+    """The server a client made by :func:`client_for` talks to, for error messages."""
+    return base_url or os.environ.get("OPENAI_BASE_URL") or "https://api.openai.com/v1"
+
+
+def client_for(base_url: str | None, api_key: str | None) -> AsyncOpenAI:
+    """The ``openai`` client for ``base_url`` (default OpenAI, which needs an API key)."""
     key = api_key or os.environ.get("OPENAI_API_KEY")
     if key is None and base_url is None:
         raise ConfigurationError(
@@ -98,6 +106,8 @@ async def chat(
     base_url: str | None = None,
     api_key: str | None = None,
     instructions: str | None = None,
+    max_input_tokens: int | None = None,
+    summarize: bool = False,
     input: TextIO | None = None,
     output: TextIO | None = None,
 ) -> ChatSummary:
@@ -110,27 +120,36 @@ async def chat(
     reply, raises ``KeyboardInterrupt`` (the command exits 130). Tracing is disabled when
     ``base_url`` points at a non-OpenAI server. Returns how many turns got a reply and how
     many requests failed.
+
+    ``max_input_tokens`` keeps every request within that many tokens
+    (:class:`~history_store.ContextBudget`): the newest whole turns that fit are sent, all
+    are kept; with ``summarize`` the same model also summarizes the turns that leave.
     """
     source = input if input is not None else sys.stdin
     sink = output if output is not None else sys.stdout
-    client = _client(base_url, api_key)
+    client = client_for(base_url, api_key)
     if base_url is not None:
         set_tracing_disabled(True)
-    agent = Agent(
-        name="history-store chat",
-        instructions=instructions,
-        model=OpenAIChatCompletionsModel(model, client),
-    )
-    server = base_url or str(client.base_url)
+    chat_model = OpenAIChatCompletionsModel(model, client)
+    agent = Agent(name="history-store chat", instructions=instructions, model=chat_model)
+    server = server_of(base_url)
+    budget = None
+    if max_input_tokens is not None:
+        summarizer = Summarizer(chat_model) if summarize else None
+        budget = ContextBudget(max_input_tokens, summarizer=summarizer)
     replies = failures = 0
     try:
         async with writing(url) as store:
             session = store.session(session_id)
             for line in _lines(source, sink):
                 try:
-                    result = await Runner.run(agent, line, session=session)
+                    result = await Runner.run(agent, line, session=session, budget=budget)
                 except APIError as exc:
                     print(f"error: the model request to {server} failed: {exc}", file=sys.stderr)
+                    failures += 1
+                    continue
+                except ContextBudgetExceededError as exc:
+                    print(f"error: {exc}", file=sys.stderr)
                     failures += 1
                     continue
                 sink.write(f"assistant: {result.final_output}\n")

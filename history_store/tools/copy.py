@@ -35,6 +35,7 @@ from ..errors import (
     InvalidArgumentError,
 )
 from ..schema import MigrateMode
+from ._export_records import copy_records
 from ._open import Database, database_url, keyset_pages, reading, writing
 from ._progress import Progress, Tally
 
@@ -244,6 +245,7 @@ class _Copier:
             await dst.execute(
                 update(_sessions).where(_sessions.c.session_id == session_id).values(values)
             )
+            await copy_records(self.src, dst, session_id)
             return copied, src_digest, dst_digest
 
         copied, src_digest, dst_digest = await in_write_transaction(self.dst, copy)

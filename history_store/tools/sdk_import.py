@@ -191,7 +191,7 @@ class _Import:
         if advanced:
             entry.branch = self.layout.branch
             origin.update(await branch_info(self.source, self.layout, session_id))
-        seq = turn = 0
+        seq = turn = total = 0
         async for page in row_pages(
             self.source, self.layout, session_id, advanced, self.batch_size
         ):
@@ -203,7 +203,9 @@ class _Import:
                     continue
                 seq += 1
                 turn += encoded.starts_turn
-                rows.append(_item_row(session_id, seq, turn, encoded, to_utc(row[-1]) or now))
+                total += encoded.tokens
+                stamp = to_utc(row[-1]) or now
+                rows.append(_item_row(session_id, seq, turn, total, encoded, stamp))
             if rows:
                 await dst.execute(tables.items.insert(), rows)
             self.tally.add(len(page))
@@ -212,12 +214,23 @@ class _Import:
         await dst.execute(
             update(tables.sessions)
             .where(tables.sessions.c.session_id == session_id)
-            .values(item_count=seq, turn_count=turn, last_seq=seq, metadata={METADATA_KEY: origin})
+            .values(
+                item_count=seq,
+                turn_count=turn,
+                last_seq=seq,
+                cumulative_tokens=total,
+                metadata={METADATA_KEY: origin},
+            )
         )
 
 
 def _item_row(
-    session_id: str, seq: int, turn: int, encoded: EncodedItem, created_at: datetime
+    session_id: str,
+    seq: int,
+    turn: int,
+    cumulative: int,
+    encoded: EncodedItem,
+    created_at: datetime,
 ) -> dict[str, Any]:
     return {
         "session_id": session_id,
@@ -228,6 +241,8 @@ def _item_row(
         "text": encoded.text,
         "item": encoded.item_json,
         "created_at": created_at,
+        "tokens": encoded.tokens,
+        "cumulative_tokens": cumulative,
     }
 
 

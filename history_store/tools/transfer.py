@@ -4,7 +4,8 @@ The format (documented in ``docs/cli.md``), one JSON document per line::
 
     {"format": "history_store.export", "version": 1}
     {"session": {"session_id": ..., "created_at": ..., "updated_at": ..., "metadata": ...,
-                 "items": N, "turns": ..., "last_seq": ...}}
+                 "items": N, "turns": ..., "last_seq": ...,
+                 "turn_records": [...], "summaries": [...]}}      (both optional)
     {"seq": 1, "turn": 1, "created_at": ..., "item": {...}}      (N item lines)
     {"session": ...}
     ...
@@ -33,6 +34,7 @@ from .. import tables
 from .._items import dump_item, load_item
 from .._time import as_utc
 from ..errors import ImportFormatError, InvalidArgumentError, SessionNotFoundError
+from ._export_records import session_records
 from ._import_parse import (
     DEFAULT_MAX_LINE_LENGTH,
     EXPORT_FORMAT,
@@ -120,7 +122,11 @@ class _ItemCursor:
 
 
 async def _export_session(
-    session: sa.Row[Any], count: int, cursor: _ItemCursor, out: TextIO
+    connection: AsyncConnection,
+    session: sa.Row[Any],
+    count: int,
+    cursor: _ItemCursor,
+    out: TextIO,
 ) -> None:
     header = {
         "session_id": session.session_id,
@@ -130,6 +136,7 @@ async def _export_session(
         "items": count,
         "turns": session.turn_count,
         "last_seq": session.last_seq,
+        **await session_records(connection, session.session_id),
     }
     out.write(_line({"session": header}))
     while (row := await cursor.take(session.session_id)) is not None:
@@ -207,7 +214,7 @@ async def _export_stream(
         done = 0
         for session in sessions:
             count = counts.get(session.session_id, 0)
-            await _export_session(session, count, cursor, out)
+            await _export_session(connection, session, count, cursor, out)
             done += count
             if progress is not None:
                 progress(done, total)

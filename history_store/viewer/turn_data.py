@@ -24,18 +24,7 @@ __all__ = ["ExtraTables", "TurnInfo", "Summary", "probe", "turn_infos", "summari
 
 _turns = tables.turns
 
-_summaries = sa.table(
-    "hs_summaries",
-    sa.column("session_id", sa.String),
-    sa.column("first_seq", sa.BigInteger),
-    sa.column("last_seq", sa.BigInteger),
-    sa.column("text", sa.Text),
-    sa.column("model", sa.Text),
-    sa.column("input_tokens", sa.Integer),
-    sa.column("output_tokens", sa.Integer),
-    sa.column("total_tokens", sa.Integer),
-    sa.column("created_at", sa.DateTime(timezone=True)),
-)
+_summaries = tables.summaries
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,8 @@
 """A fork server of writers for the SIGKILL crash test (``tests/test_reliability_crash.py``).
 
 Usage: ``python crash_writer.py URL SESSION_ID``. Importing history_store takes seconds, so
-this process imports it once and forks one writer per ``fork START`` line read on stdin. Each
+this process imports it (and loads the token counter's encoding, as a store's first open
+does) once and forks one writer per ``fork START`` line read on stdin. Each
 writer appends the batches ``START, START+1, ...`` to SESSION_ID until it is killed, writing
 ``ready PID`` once its engine is open and ``ok K`` after batch K is committed. When a writer
 ends, this process writes ``exit PID STATUS`` (STATUS is the negated signal number for a
@@ -18,6 +19,7 @@ import traceback
 from typing import Any
 
 from history_store import HistoryStore
+from history_store.budget.tokens import default_counter
 
 
 def batch(k: int) -> list[dict[str, Any]]:
@@ -65,6 +67,7 @@ def _child(url: str, session_id: str, start: int) -> None:
 
 def main() -> None:
     url, session_id = sys.argv[1], sys.argv[2]
+    default_counter()
     for line in sys.stdin:
         command, _, argument = line.strip().partition(" ")
         if command != "fork":

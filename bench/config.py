@@ -28,6 +28,13 @@ class Sizes:
     w7_sessions: int = 200
     w8_turns: int = 150
     w8_history: int = 20
+    w9_sizes: tuple[int, ...] = (1_000, 100_000, 1_000_000)
+    w9_reads: int = 20
+    w9_rounds: int = 15
+    w9_turns: int = 150
+    w9_history: int = 20
+    w9_request_turns: int = 1000
+    w9_request_budget: int = 2048
     w10_sessions: int = 100_000
     w10_items: int = 10_000
     w10_rounds: int = 15
@@ -55,6 +62,10 @@ PROFILES = {
         w7_sizes=(1_000, 10_000),
         w7_sessions=50,
         w8_turns=30,
+        w9_sizes=(1_000, 10_000, 100_000),
+        w9_rounds=7,
+        w9_turns=30,
+        w9_request_turns=200,
         w10_rounds=7,
     ),
     "tiny": Sizes(
@@ -78,6 +89,12 @@ PROFILES = {
         w7_sessions=4,
         w8_turns=3,
         w8_history=4,
+        w9_sizes=(50, 200),
+        w9_reads=3,
+        w9_rounds=2,
+        w9_turns=3,
+        w9_history=4,
+        w9_request_turns=12,
         w10_sessions=300,
         w10_items=2000,
         w10_rounds=2,

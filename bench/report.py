@@ -9,7 +9,7 @@ from typing import Any
 from .impls import OURS
 
 Target = tuple[str, str, Callable[[dict[str, Any]], float], str, float]
-"""(id, description, value getter, comparison ">=" or "<=", threshold)."""
+"""(id, description, value getter, comparison ">=", "<=" or "<", threshold)."""
 
 
 def _speedup(workload: str, other: str) -> Callable[[dict[str, Any]], float]:
@@ -43,6 +43,18 @@ def _w5_ok(r: dict[str, Any]) -> float:
 
 def _w8_overhead(r: dict[str, Any]) -> float:
     return float(r["W8"]["results"][OURS]["overhead_ms_per_turn"])
+
+
+def _w9_growth(dialect: str) -> Callable[[dict[str, Any]], float]:
+    return lambda r: float(r["W9"][dialect]["growth_largest_vs_smallest"])
+
+
+def _w9_overhead(r: dict[str, Any]) -> float:
+    return float(r["W9"]["overhead"]["overhead_ms_per_turn"])
+
+
+def _w9_tokens(r: dict[str, Any]) -> float:
+    return float(r["W9"]["requests"]["max_tokens_vs_limit"])
 
 
 def _w10(dialect: str, key: str) -> Callable[[dict[str, Any]], float]:
@@ -141,6 +153,34 @@ TARGETS: list[Target] = [
         1.0,
     ),
     (
+        "W9-window-growth",
+        "W9 budgeted window() latency at largest / smallest history, SQLite",
+        _w9_growth("sqlite"),
+        "<=",
+        1.3,
+    ),
+    (
+        "W9-pg-window-growth",
+        "W9 budgeted window() latency at largest / smallest history, PostgreSQL",
+        _w9_growth("postgresql"),
+        "<=",
+        1.3,
+    ),
+    (
+        "W9-budget-overhead-ms",
+        "W9 budget's overhead per Runner.run turn over no budget (ms)",
+        _w9_overhead,
+        "<",
+        0.5,
+    ),
+    (
+        "W9-request-tokens-vs-budget",
+        "W9 largest request of the long budgeted run, server-counted tokens / budget limit",
+        _w9_tokens,
+        "<=",
+        1.0,
+    ),
+    (
         "W10-session-page-ms",
         "W10 viewer: slowest page of the 10k-item session, SQLite (ms)",
         _w10("sqlite", "session_page_worst_ms"),
@@ -188,7 +228,7 @@ def check_targets(result: dict[str, Any]) -> list[dict[str, Any]]:
             value = None
         ok = None
         if value is not None and not math.isnan(value):
-            ok = value >= threshold if op == ">=" else value <= threshold
+            ok = {">=": value >= threshold, "<=": value <= threshold, "<": value < threshold}[op]
         checked.append(
             {
                 "id": target_id,
@@ -226,8 +266,53 @@ def _print_viewer(data: dict[str, Any], out: Callable[[str], None]) -> None:
         )
 
 
+def _print_budget(data: dict[str, Any], out: Callable[[str], None]) -> None:
+    out(f"\nW9: {data.get('what', '')}")
+    for dialect in ("sqlite", "postgresql"):
+        if dialect not in data:
+            continue
+        got = data[dialect]
+        cells = "  ".join(
+            f"{size} items {_fmt(got['median_us'][str(size)], '.1f')} "
+            f"({got['window'][str(size)]['items']} items, "
+            f"{got['window'][str(size)]['tokens']} tokens)"
+            for size in data["sizes"]
+        )
+        out(f"  {dialect:<10} window() µs: {cells}")
+        out(f"  {dialect:<10} growth largest / smallest: {_fmt(got['growth_largest_vs_smallest'])}")
+    overhead = data["overhead"]
+    medians = overhead["median_ms_per_turn"]
+    out(
+        f"  Runner.run turn ms: no budget {_fmt(medians['no_budget'])}, budget "
+        f"{_fmt(medians['budget'])}; overhead {_fmt(overhead['overhead_ms_per_turn'], '.3f')} ms "
+        f"(same requests sent: {overhead['same_requests']})"
+    )
+    got = data["requests"]
+    last, largest, free = got["at_last_turn"], got["largest"], got["unbudgeted_at_last_turn"]
+    out(
+        f"  {got['turns']} turns, budget {got['max_input_tokens']} tokens (limit {got['limit']}): "
+        f"turn {last['turn']} sent {last['bytes']} bytes, {last['tokens']} tokens, "
+        f"{last['messages']} messages; largest request {largest['bytes']} bytes (turn "
+        f"{largest['turn']}); most tokens {got['max_tokens']}; rejected {got['rejected']}"
+    )
+    if free:
+        out(
+            f"  turn {last['turn']} without the budget, same history: {free['bytes']} bytes, "
+            f"{free['tokens']} tokens, {free['messages']} messages"
+        )
+    out(
+        f"  ms per budgeted turn: first tenth {_fmt(got['ms_per_turn_first_tenth'])}, last tenth "
+        f"{_fmt(got['ms_per_turn_last_tenth'])}; calibration ratio "
+        f"{_fmt(got['calibration_ratio'], '.3f')}"
+    )
+    samples = ", ".join(f"{row['turn']}: {row['bytes']}" for row in got["samples"])
+    out(f"  request bytes by turn: {samples}")
+
+
 def print_table(result: dict[str, Any], out: Callable[[str], None] = print) -> None:
     """Medians and ratios per workload, then the targets."""
+    if "W9" in result:
+        _print_budget(result["W9"], out)
     if "W10" in result:
         _print_viewer(result["W10"], out)
     for workload, data in result.items():

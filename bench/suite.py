@@ -12,6 +12,7 @@ import asyncpg
 from sqlalchemy.engine import make_url
 
 from . import procs, workloads
+from .budget_window import budget_window
 from .config import Sizes
 from .fill import fill_pg, fill_sqlite
 from .impls import OURS, PG_IMPLS, SQLITE_IMPLS, Backend, open_pg, open_sqlite
@@ -19,7 +20,7 @@ from .report import check_targets
 from .runner_turn import runner_overhead
 from .viewer_pages import viewer_pages
 
-ALL_WORKLOADS = ("W1", "W2", "W3", "W4", "W5", "W6", "W7", "W8", "W10")
+ALL_WORKLOADS = ("W1", "W2", "W3", "W4", "W5", "W6", "W7", "W8", "W9", "W10")
 SDK_SESSIONS = tuple(name for name in SQLITE_IMPLS if name != "raw_sqlite3")
 
 
@@ -166,6 +167,9 @@ async def run(
         result["W8"] = await runner_overhead(
             SDK_SESSIONS, directory, sizes.w8_turns, sizes.w8_history
         )
+    if "W9" in only:
+        log("W9 token budget (window by history length, per-turn overhead, request bytes)")
+        result["W9"] = await budget_window(directory, pg_url, _reset_pg, sizes)
     if "W10" in only:
         log("W10 viewer pages (sessions page, a big session's pages, memory)")
         result["W10"] = await viewer_pages(

@@ -36,6 +36,10 @@ TARGET_IDS = [
     "W7-W4-vs-SQLAlchemySession",
     "W7-W2-growth",
     "W8-overhead-ms",
+    "W9-window-growth",
+    "W9-pg-window-growth",
+    "W9-budget-overhead-ms",
+    "W9-request-tokens-vs-budget",
     "W10-session-page-ms",
     "W10-sessions-page-ms",
     "W10-pg-session-page-ms",
@@ -87,6 +91,20 @@ def test_tiny_run_reports_every_workload_and_implementation(pg_url: str, tmp_pat
     for name in SQLITE_IMPLS:
         assert result["W1"]["results"][name]["chunks"] == 3
         assert result["W1"]["results"][name]["median_us"] > 0
+
+    w9 = result["W9"]
+    for dialect in ("sqlite", "postgresql"):
+        assert set(w9[dialect]["median_us"]) == {"50", "200"}, dialect
+        assert all(us > 0 for us in w9[dialect]["median_us"].values()), dialect
+        # The whole 50-item session fits the window's budget; of 200 items, the newest do.
+        assert w9[dialect]["window"]["50"]["items"] == 50, dialect
+        assert 50 < w9[dialect]["window"]["200"]["items"] < 200, dialect
+    assert w9["overhead"]["same_requests"] is True
+    requests = w9["requests"]
+    assert requests["turns"] == 12 and requests["at_last_turn"]["turn"] == 12
+    assert (requests["rejected"], requests["errors"]) == (0, {})
+    assert 0 < requests["max_tokens"] <= requests["limit"]
+    assert requests["unbudgeted_at_last_turn"]["bytes"] >= requests["at_last_turn"]["bytes"] > 0
 
     for dialect in ("sqlite", "postgresql"):
         w10 = result["W10"][dialect]

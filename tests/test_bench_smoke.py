@@ -75,7 +75,7 @@ def test_tiny_run_reports_every_workload_and_implementation(pg_url: str, tmp_pat
     assert result["W7_W1"]["stored_ok"] == {name: True for name in PG_IMPLS}
     assert result["W7_W4"]["missing_items"] == {name: 0 for name in PG_IMPLS}
     assert result["W7_W4"]["errors"] == {name: 0 for name in PG_IMPLS}
-    assert set(result["W8"]["results"]) == {"no_session", *SDK_SESSIONS}
+    assert set(result["W8"]["results"]) == {"no_session", "sdk_floor", *SDK_SESSIONS}
 
     # Every write was stored and verified: counts and order are exact, not timed.
     assert result["W1"]["stored_ok"] == {name: True for name in SQLITE_IMPLS}

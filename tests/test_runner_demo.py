@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from history_store.cli import build_parser
-from history_store.tools.demo import run_demo
+from history_store.tools.demo import LONG_TURNS, run_demo
 from history_store.viewer import create_app
 
 HISTORY = [
@@ -32,6 +32,8 @@ async def test_offline_demo_output(monkeypatch: pytest.MonkeyPatch, tmp_path: Pa
     # The system prompt counts as one message: each turn sees every earlier one.
     assert "assistant: reply 3: saw 6 messages; last user said: And what do I like?" in text
     assert "refused before any request: previous_response_id was passed, but agent " in text
+    assert "  without a budget, turn " in text and "fails: HTTP 400 context_length_exceeded" in text
+    assert f"  with ContextBudget(512): all {LONG_TURNS} turns answered" in text
     assert lines[-9:-2] == HISTORY
     assert lines[-2:] == [
         "\nBrowse it in a web browser (read-only; Ctrl-C stops it):",

@@ -2,9 +2,12 @@
 
 Three turns on a Chat Completions model through :class:`history_store.Runner`, which attaches
 the history by itself; then the guard refusing a ``previous_response_id`` the model would have
-dropped; then the stored history, read back with plain SQL; last, the command that opens
-it in the web viewer. The database is kept for that (``./demo-history.db`` unless told
-otherwise), and replaced by the next run so each run starts from nothing.
+dropped; offline, a long conversation with a model of a small context, first without a
+token budget (it fails once the history outgrows the context) and then with one (every turn
+answered, every item kept); then the stored history, read back with plain SQL; last, the
+command that opens it in the web viewer. The database is kept for that
+(``./demo-history.db`` unless told otherwise), and replaced by the next run so each run
+starts from nothing.
 
 Offline by default: the model is the loopback :class:`~history_store.testing.StubModelServer`,
 whose replies say how many messages it was sent. With ``OPENAI_API_KEY`` set it talks to
@@ -21,14 +24,23 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from agents import Agent, OpenAIChatCompletionsModel, set_tracing_disabled
-from openai import AsyncOpenAI
+from openai import AsyncOpenAI, BadRequestError
 
+from ..budget.context import ContextBudget
 from ..errors import ServerManagedStateError
 from ..runner.run import Runner
 from ..store import HistoryStore
 from ..testing import StubModelServer
 
-__all__ = ["run_demo", "DEMO_DATABASE", "DEMO_MODEL_ENV", "DEFAULT_DEMO_MODEL", "TURNS"]
+__all__ = [
+    "run_demo",
+    "DEMO_DATABASE",
+    "DEMO_MODEL_ENV",
+    "DEFAULT_DEMO_MODEL",
+    "TURNS",
+    "SMALL_CONTEXT",
+    "LONG_TURNS",
+]
 
 DEMO_DATABASE = Path("demo-history.db")
 """Where the demo keeps its history (relative to the current directory)."""
@@ -37,6 +49,9 @@ DEMO_MODEL_ENV = "HISTORY_STORE_DEMO_MODEL"
 DEFAULT_DEMO_MODEL = "gpt-4o-mini"
 TURNS = ("My name is Ada and I like chess.", "What is my name?", "And what do I like?")
 HISTORY_SQL = "SELECT turn, seq, role, text FROM hs_items WHERE session_id = ? ORDER BY seq"
+SMALL_CONTEXT = 512
+"""The context, in tokens, of the small model of the budget part."""
+LONG_TURNS = 40
 
 
 @contextlib.contextmanager
@@ -61,6 +76,38 @@ def _print_history(database: Path, session_id: str, out: Callable[[str], object]
     for turn, seq, role, text in rows:
         shown = (text or "").replace("\n", " ")
         out(f"{turn:>4}  {seq:>3}  {role or '-':<9}  {shown[:70]}")
+
+
+async def _long_conversation(
+    store: HistoryStore, database: Path, out: Callable[[str], object]
+) -> None:
+    """:data:`LONG_TURNS` turns with a model of :data:`SMALL_CONTEXT` tokens, without a
+    budget and then with one."""
+    out(f"\nA long conversation with a model of a {SMALL_CONTEXT}-token context:")
+    with StubModelServer(max_context_tokens=SMALL_CONTEXT) as server:
+        client = AsyncOpenAI(base_url=server.base_url, api_key="offline", max_retries=0)
+        agent = Agent(name="assistant", model=OpenAIChatCompletionsModel("small-model", client))
+        for turn in range(1, LONG_TURNS + 1):
+            try:
+                await Runner.run(
+                    agent, f"Note {turn}: remember it.", store=store, session_id="long"
+                )
+            except BadRequestError as error:
+                out(f"  without a budget, turn {turn} fails: HTTP 400 {error.code}")
+                break
+        budget = ContextBudget(SMALL_CONTEXT)
+        for turn in range(1, LONG_TURNS + 1):
+            text = f"Note {turn}: remember it."
+            await Runner.run(agent, text, store=store, session_id="budgeted", budget=budget)
+        window = await store.session("budgeted", budget=budget).window()
+        stored = len(await store.session("budgeted").get_items(limit=10**6))
+        out(
+            f"  with ContextBudget({SMALL_CONTEXT}): all {LONG_TURNS} turns answered; the next "
+            f"request carries the newest {len(window.items)} of the {stored} stored items "
+            f"({sum(window.tokens)} tokens). See them with:\n    history-store --url "
+            f"sqlite:///{database} show budgeted --window --max-input-tokens {SMALL_CONTEXT}"
+        )
+        await client.close()
 
 
 def _replace(database: Path) -> None:
@@ -98,6 +145,8 @@ async def run_demo(
                 await Runner.run(agent, "What is my name?", previous_response_id="resp_123")
             except ServerManagedStateError as refusal:
                 out(f"refused before any request: {refusal}")
+            if not os.environ.get("OPENAI_API_KEY"):
+                await _long_conversation(store, database, out)
         _print_history(database, "demo", out)
     out("\nBrowse it in a web browser (read-only; Ctrl-C stops it):")
     out(f"  history-store serve --url sqlite:///{database}")

@@ -310,15 +310,16 @@ class HistorySession:
         """``(seq, item)`` of the newest row that decodes, reading :data:`_POP_WINDOW` rows
         at a time from the end; ``None`` if there is none."""
         before: int | None = None
+        size = 1  # the newest row nearly always decodes: read only it first
         while True:
-            rows = await backend.read_tail(self.session_id, _POP_WINDOW, before=before)
+            rows = await backend.read_tail(self.session_id, size, before=before)
             for seq, item_json in reversed(rows):
                 item = self._decode_row(seq, item_json)
                 if item is not CORRUPT:
                     return seq, item
-            if len(rows) < _POP_WINDOW:
+            if len(rows) < size:
                 return None
-            before = rows[0][0]
+            before, size = rows[0][0], _POP_WINDOW
 
     async def clear_session(self, *, wrapper: RunContextWrapper[Any] | None = None) -> None:
         """Delete every item of the session, and the session itself (its metadata too: a

@@ -14,7 +14,7 @@ There are three backends, each a module of this folder that depends only on this
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any, Protocol
@@ -228,14 +228,24 @@ def recent_rows(
 
 SUMMARY_FIELDS = tuple(field.name for field in fields(Summary))
 """``hs_summaries``' columns after ``session_id``, in the order of :class:`Summary`."""
+TURN_FIELDS = tuple(field.name for field in fields(TurnRecord))
+"""``hs_turns``' columns after ``session_id``, in the order of :class:`TurnRecord`."""
 
 
-def summary_values(session_id: str, summary: Summary, created_at: Any) -> tuple[Any, ...]:
-    """The ``hs_summaries`` row of ``summary``: ``session_id``, then :data:`SUMMARY_FIELDS`
-    with ``created_at`` as the backend stores it."""
-    values = [getattr(summary, name) for name in SUMMARY_FIELDS]
-    values[-1] = created_at
-    return (session_id, *values)
+def _as_stored(value: Any) -> Any:
+    return value
+
+
+def row_values(
+    session_id: str,
+    record: Summary | TurnRecord,
+    stamp: Callable[[datetime], Any] = _as_stored,
+) -> tuple[Any, ...]:
+    """The ``hs_summaries`` or ``hs_turns`` row of ``record``: ``session_id``, then its
+    fields in order (:data:`SUMMARY_FIELDS`, :data:`TURN_FIELDS`), each time as ``stamp``
+    stores it (SQLite: text)."""
+    values = (getattr(record, field.name) for field in fields(record))
+    return (session_id, *(stamp(v) if isinstance(v, datetime) else v for v in values))
 
 
 def first_of_turn(turn: int, turn_below: int | None) -> bool:

@@ -22,6 +22,7 @@ from .._engine import BEGIN_OPTION, in_write_transaction, retried_write
 from .._time import as_utc
 from .base import (
     SUMMARY_FIELDS,
+    TURN_FIELDS,
     Appended,
     EncodedItem,
     RecentRows,
@@ -33,6 +34,7 @@ from .base import (
     metadata_object,
     numbered,
     recent_rows,
+    row_values,
 )
 
 _T = TypeVar("_T")
@@ -289,24 +291,8 @@ class CoreBackend:
             )
             if known is None:
                 return
-            rows = [
-                {
-                    "session_id": session_id,
-                    "turn": r.turn,
-                    "status": r.status,
-                    "agent": r.agent,
-                    "model": r.model,
-                    "requests": r.requests,
-                    "input_tokens": r.input_tokens,
-                    "output_tokens": r.output_tokens,
-                    "total_tokens": r.total_tokens,
-                    "started_at": r.started_at,
-                    "finished_at": r.finished_at,
-                    "estimated_input_tokens": r.estimated_input_tokens,
-                    "window_first_seq": r.window_first_seq,
-                }
-                for r in records
-            ]
+            columns = ("session_id", *TURN_FIELDS)
+            rows = [dict(zip(columns, row_values(session_id, r), strict=True)) for r in records]
             await connection.execute(_RECORD_TURN, rows)
 
         if records:

@@ -52,7 +52,7 @@ from .base import (
     metadata_object,
     numbered,
     recent_rows,
-    summary_values,
+    row_values,
 )
 
 _T = TypeVar("_T")
@@ -433,7 +433,7 @@ class PostgresBackend:
         self, session_id: str, summary: Summary, *, previous_last_seq: int
     ) -> bool:
         assert summary.created_at is not None, "a stored summary has its time"
-        values = (*summary_values(session_id, summary, summary.created_at), previous_last_seq)
+        values = (*row_values(session_id, summary), previous_last_seq)
 
         async def add(connection: Connection) -> bool:
             await connection.execute(_LOCK_SESSION, session_id)
@@ -451,24 +451,7 @@ class PostgresBackend:
         return int(rows[0][0]) if rows else None
 
     async def record_turns(self, session_id: str, records: Sequence[TurnRecord]) -> None:
-        rows = [
-            (
-                session_id,
-                record.turn,
-                record.status,
-                record.agent,
-                record.model,
-                record.requests,
-                record.input_tokens,
-                record.output_tokens,
-                record.total_tokens,
-                record.started_at,
-                record.finished_at,
-                record.estimated_input_tokens,
-                record.window_first_seq,
-            )
-            for record in records
-        ]
+        rows = [row_values(session_id, record) for record in records]
 
         async def record(connection: Connection) -> None:
             await connection.executemany(_RECORD_TURN, rows)

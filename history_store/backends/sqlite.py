@@ -72,7 +72,7 @@ from .base import (
     metadata_object,
     numbered,
     recent_rows,
-    summary_values,
+    row_values,
 )
 
 _T = TypeVar("_T")
@@ -491,24 +491,7 @@ class SQLiteBackend:
 
     async def record_turns(self, session_id: str, records: Sequence[TurnRecord]) -> None:
         """Write how turns ended, in one transaction."""
-        rows = [
-            (
-                session_id,
-                record.turn,
-                record.status,
-                record.agent,
-                record.model,
-                record.requests,
-                record.input_tokens,
-                record.output_tokens,
-                record.total_tokens,
-                _format_optional(record.started_at),
-                _format_optional(record.finished_at),
-                record.estimated_input_tokens,
-                record.window_first_seq,
-            )
-            for record in records
-        ]
+        rows = [row_values(session_id, record, _format_datetime) for record in records]
         if rows:
             await self._write("record_turns", _record_turns, rows)
 
@@ -545,8 +528,7 @@ class SQLiteBackend:
         self, session_id: str, summary: Summary, *, previous_last_seq: int
     ) -> bool:
         assert summary.created_at is not None, "a stored summary has its time"
-        stored = summary_values(session_id, summary, _format_datetime(summary.created_at))
-        values = (*stored, previous_last_seq)
+        values = (*row_values(session_id, summary, _format_datetime), previous_last_seq)
         return await self._write("add_summary", _insert_one, _ADD_SUMMARY, values)
 
     async def recent_usage(self, session_id: str, limit: int) -> list[tuple[int, int]]:

@@ -172,9 +172,7 @@ class HistorySession:
         if effective == 0:
             return []
         backend = await self.store.backend()
-        run = run_turns.current.get()
-        own_run = run if run is not None and run.session is self else None
-        budget = own_run.budget if own_run is not None and own_run.budget else self.budget
+        own_run, budget = self._run_and_budget()
         if effective is None and budget is not None:
             return await self._read_window(backend, budget, own_run)
         if effective is None:
@@ -195,6 +193,14 @@ class HistorySession:
                 await self._fail_cut_short_turn(backend, rows[-1][0])
                 items = items[:-retried]
         return items
+
+    def _run_and_budget(self) -> tuple[run_turns.RunTurns | None, ContextBudget | None]:
+        """The ``history_store.Runner`` run this session is serving (``None``: none), and the
+        budget in force: the run's, else this session's."""
+        run = run_turns.current.get()
+        own_run = run if run is not None and run.session is self else None
+        budget = own_run.budget if own_run is not None and own_run.budget else self.budget
+        return own_run, budget
 
     async def _read_window(
         self, backend: Backend, budget: ContextBudget, run: run_turns.RunTurns | None
@@ -271,9 +277,7 @@ class HistorySession:
         """
         if not items:
             return
-        run = run_turns.current.get()
-        own_run = run if run is not None and run.session is self else None
-        budget = own_run.budget if own_run is not None and own_run.budget else self.budget
+        own_run, budget = self._run_and_budget()
         encoded = encode_items(items, budget.counter if budget is not None else None)
         backend = await self.store.backend()
         if self._create_first:

@@ -104,10 +104,9 @@ class RunOutcome:
 
     async def _compact(self) -> None:
         turns, session = self._turns, self._session
-        budget = turns.budget if turns is not None and turns.budget else None
         if session is None or turns is None or not turns.turns:
             return
-        budget = budget or session.budget
+        budget = turns.budget  # the run's, else the session's (``prepare`` chose)
         if budget is None or budget.summarizer is None:
             return
         try:
